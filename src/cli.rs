@@ -1,0 +1,317 @@
+//! The command line. Every subcommand is a few lines over the library.
+
+use crate::pipeline::Pipeline;
+use crate::registry::Registry;
+use crate::scheduler::RunOptions;
+use crate::store::Store;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+const ABOUT: &str = "hhi runs pipelines of typed stages (TOML), caching every result by content.";
+
+const LONG_ABOUT: &str = "\
+hhi runs pipelines of typed stages described in TOML, caching every result in a
+content-addressed store (BLAKE3). After you edit a prompt, a parameter or an input
+file, `hhi run` reruns exactly the stages that the edit invalidates, in parallel
+where the graph allows, and `hhi plan` tells you which and why beforehand.
+
+Every run writes P.lock beside P.toml: each stage's cache key and output digests.
+Commit it; `hhi audit` checks that a store holds exactly those artifacts.
+
+Quick start:
+  hhi run pipelines/full.toml        run everything that is stale
+  hhi plan pipelines/full.toml       what would run, and why
+  hhi audit pipelines/full.toml      re-hash every locked artifact
+  hhi stages                         the stage kinds and their parameters
+
+Environment:
+  HHI_STORE   the store folder (default: ./artifacts)
+  HHI_LOG     log filter, e.g. `debug` or `hhi=trace` (default: warn)";
+
+#[derive(Parser)]
+#[command(name = "hhi", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// The store folder [default: $HHI_STORE, else ./artifacts]
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run every stale stage (independent ones concurrently) and write P.lock.
+    ///
+    /// A stage is fresh when the store holds a record for its cache key (kind, version,
+    /// canonical parameters, input digests, seed) and all its outputs are intact. A stage
+    /// that reruns and produces identical bytes leaves its consumers fresh. A failed stage
+    /// stops its descendants; the others finish and keep their results. A killed run loses
+    /// only the stages in flight, and those resume from their checkpoints.
+    Run {
+        pipeline: PathBuf,
+        /// Run only this stage and what it needs (repeatable).
+        #[arg(long, value_name = "STAGE")]
+        target: Vec<String>,
+        /// Rerun this stage even if it is fresh (repeatable).
+        #[arg(long, value_name = "STAGE")]
+        force: Vec<String>,
+        /// Stages to run at once [default: number of cores].
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Override the pipeline's backend (not part of any cache key).
+        #[arg(long, value_parser = ["auto", "ndarray", "wgpu", "cuda"])]
+        backend: Option<String>,
+        /// Fail at once if another hhi process is using the store, instead of waiting.
+        #[arg(long)]
+        no_wait: bool,
+        /// Print the run report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Say what `run` would do, per stage: fresh, or run with every reason.
+    ///
+    /// Reasons name the change: `param lr 1e-5 → 2e-5`, `file prompts/synth.txt changed`,
+    /// `input synth.pairs changed`, `no record`, `output out missing`. They are computed
+    /// against the records that P.lock names. Exits 0 either way, or 1 with --check when
+    /// anything would run.
+    Plan {
+        pipeline: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 if anything would run (for CI).
+        #[arg(long)]
+        check: bool,
+        /// Count this stage as forced (repeatable).
+        #[arg(long, value_name = "STAGE")]
+        force: Vec<String>,
+    },
+    /// Re-hash every artifact P.lock names and check the chain of records.
+    ///
+    /// Exits 1 on any problem, naming the artifact and the stage that produced it.
+    Audit {
+        pipeline: PathBuf,
+        /// Also rerun this stage into a scratch store and compare its outputs bit for bit.
+        #[arg(long, value_name = "STAGE")]
+        reproduce: Option<String>,
+        /// Also re-hash every object in the store, referenced or not.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a provenance record, found by stage name, cache key or output digest.
+    Show {
+        /// A stage name, or a hex prefix (≥ 6 digits) of a cache key or artifact digest.
+        what: String,
+        /// Resolve stage names through this pipeline's lock (default: the latest run).
+        #[arg(long, value_name = "P.toml")]
+        pipeline: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the DAG with each stage's state.
+    Graph {
+        pipeline: PathBuf,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+    },
+    /// Remove objects and records that no lock file or recent run references.
+    Gc {
+        /// How many recent runs keep everything they used.
+        #[arg(long, default_value_t = 5)]
+        keep: usize,
+        /// Report what would be removed without removing it.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// List the stage kinds with their ports, types, parameters and defaults.
+    Stages {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the BLAKE3 digest of files or folders as the store computes it (b3sum format
+    /// for files).
+    Hash {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HHI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Runs the CLI with the given stage kinds (so that a program built on the library can
+/// add its own).
+pub fn main(registry: Registry) -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match dispatch(cli, &registry) {
+        Ok(code) => code,
+        Err(e) => {
+            // Diagnostics already carry their own `error:` lines.
+            if e.downcast_ref::<crate::diag::Diagnostics>().is_some() {
+                eprintln!("{e}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
+    let store = Arc::new(Store::open(&cli.store.clone().unwrap_or_else(Store::default_root)));
+    let load = |p: &PathBuf| Pipeline::load(p, registry);
+    match cli.command {
+        Cmd::Run { pipeline, target, force, jobs, backend, no_wait, json } => {
+            let mut p = load(&pipeline)?;
+            if let Some(b) = backend {
+                p.backend = b;
+            }
+            let mut opts = RunOptions { targets: target, force, wait_for_lock: !no_wait, ..RunOptions::default() };
+            opts.progress = !cli.quiet && !json && std::io::stderr().is_terminal();
+            if let Some(j) = jobs {
+                opts.jobs = j.max(1);
+            }
+            let report = crate::scheduler::run(&p, store, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(if report.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Cmd::Plan { pipeline, json, check, force } => {
+            let p = load(&pipeline)?;
+            let plan = crate::plan::plan(&store, &p, &force)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                let width = plan.stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
+                for s in &plan.stages {
+                    let reasons = s.reasons.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; ");
+                    println!("{:<6} {:width$}  {reasons}", s.state, s.name);
+                }
+            }
+            if store.exists() {
+                store.stat.save().ok();
+            }
+            Ok(if check && plan.anything_to_run() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Cmd::Audit { pipeline, reproduce, all, json } => {
+            let p = load(&pipeline)?;
+            let report = crate::audit::audit(&store, &p, all, reproduce.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Cmd::Show { what, pipeline, json } => {
+            let p = pipeline.as_ref().map(load).transpose()?;
+            let rec = crate::show::find_record(&store, &what, p.as_ref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rec)?);
+            } else {
+                print!("{}", crate::show::render_record(&rec));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Graph { pipeline, format } => {
+            let p = load(&pipeline)?;
+            let plan = crate::plan::plan(&store, &p, &[])?;
+            print!("{}", crate::show::render_graph(&p, &plan, matches!(format, GraphFormat::Mermaid)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Gc { keep, dry_run, no_wait } => {
+            let report = crate::gc::gc(&store, keep, dry_run, !no_wait)?;
+            print!("{}", report.render(dry_run));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Stages { json } => {
+            print_stages(registry, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Hash { paths } => {
+            for path in paths {
+                let h = crate::store::hash::hash_path(&path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                println!("{}  {}", h.digest, path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_stages(registry: &Registry, json: bool) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    for k in registry.kinds() {
+        let params: Vec<serde_json::Value> = k
+            .params()
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "name": p.name, "type": p.ty.describe(),
+                    "default": p.default.as_ref().map(|d| d.canonical()),
+                    "min": p.min, "max": p.max, "unit": p.unit, "doc": p.doc,
+                })
+            })
+            .collect();
+        let ports = |v: Vec<crate::registry::PortSpec>| -> Vec<serde_json::Value> {
+            v.iter().map(|p| serde_json::json!({"name": p.name, "type": p.ty.name(), "doc": p.doc})).collect()
+        };
+        all.push(serde_json::json!({
+            "kind": k.name(), "version": k.version(), "about": k.about(),
+            "inputs": ports(k.inputs()), "input_table": k.input_table(),
+            "outputs": ports(k.outputs()), "params": params,
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    for k in registry.kinds() {
+        println!("{} (v{})\n  {}", k.name(), k.version(), k.about());
+        for p in k.inputs() {
+            println!("  in   {:<16} {:<14} {}", p.name, p.ty.name(), p.doc);
+        }
+        if let Some(t) = k.input_table() {
+            println!("  in   {:<16} {:<14} any number of inputs: {t} = {{ name = \"stage.port\" }}", format!("{t}.*"), "Any");
+        }
+        for p in k.outputs() {
+            println!("  out  {:<16} {:<14} {}", p.name, p.ty.name(), p.doc);
+        }
+        for p in k.params() {
+            let default = match &p.default {
+                Some(d) => format!("= {}", d.canonical()),
+                None => "(required)".into(),
+            };
+            let range = match (p.min, p.max) {
+                (Some(a), Some(b)) => format!(" [{a} ..= {b}{}]", p.unit.map(|u| format!(" {u}")).unwrap_or_default()),
+                _ => String::new(),
+            };
+            println!("  par  {:<16} {:<14} {default}{range}  {}", p.name, p.ty.describe(), p.doc);
+        }
+        println!();
+    }
+    println!("artifact types: {}", crate::types::ArtifactType::NAMES.join(", "));
+    Ok(())
+}

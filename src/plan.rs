@@ -1,0 +1,232 @@
+//! Deciding what is stale, and saying why in words (like cargo's fingerprint messages).
+//!
+//! A stage is fresh when a record exists for its cache key and every output it names is
+//! present and intact. Keys depend on input *digests*, so a rerun upstream stage that
+//! produces identical bytes leaves its consumers fresh (early cutoff). To explain a rerun,
+//! the new key's ingredients are compared with the record the lock file last named.
+
+use crate::key::cache_key;
+use crate::lockfile::LockFile;
+use crate::pipeline::{InputSource, Pipeline, Stage};
+use crate::store::hash::Digest;
+use crate::store::record::{InputRecord, OutputRecord, Record};
+use crate::store::{ObjectStatus, Store};
+use anyhow::Context;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+/// Why a stage must run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    NoRecord,
+    Forced,
+    KindChanged { old: String, new: String },
+    VersionChanged { old: u32, new: u32 },
+    Param { name: String, old: Option<String>, new: Option<String> },
+    Seed { old: u64, new: u64 },
+    File { port: String, path: String },
+    Input { port: String, from: String },
+    UpstreamRuns { port: String, from: String },
+    OutputMissing { port: String, digest: Digest },
+    OutputCorrupt { port: String, digest: Digest },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NoRecord => write!(f, "no record (never run with these inputs)"),
+            Reason::Forced => write!(f, "forced with --force"),
+            Reason::KindChanged { old, new } => write!(f, "kind {old} → {new}"),
+            Reason::VersionChanged { old, new } => write!(f, "kind implementation version {old} → {new}"),
+            Reason::Param { name, old: Some(o), new: Some(n) } => write!(f, "param `{name}` {o} → {n}"),
+            Reason::Param { name, old: None, new: Some(n) } => write!(f, "param `{name}` added ({n})"),
+            Reason::Param { name, old: Some(o), new: None } => write!(f, "param `{name}` removed (was {o})"),
+            Reason::Param { name, .. } => write!(f, "param `{name}` changed"),
+            Reason::Seed { old, new } => write!(f, "seed {old} → {new}"),
+            Reason::File { path, .. } => write!(f, "file `{path}` changed"),
+            Reason::Input { from, .. } => write!(f, "input `{from}` changed"),
+            Reason::UpstreamRuns { from, .. } => write!(f, "input `{from}` will be rebuilt"),
+            Reason::OutputMissing { port, digest } => write!(f, "output `{port}` missing ({})", digest.short()),
+            Reason::OutputCorrupt { port, digest } => write!(f, "output `{port}` corrupt (expected {})", digest.short()),
+        }
+    }
+}
+
+/// A stage's identity once its inputs are known.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub key: Digest,
+    pub params: BTreeMap<String, String>,
+    pub inputs: BTreeMap<String, InputRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Decision {
+    Fresh(Box<Record>),
+    Run { resolved: Resolved, reasons: Vec<Reason> },
+}
+
+/// Output digests of stages already decided, by stage name.
+pub type Known = HashMap<String, BTreeMap<String, OutputRecord>>;
+
+/// Computes a stage's key. Returns the pending-input reasons instead when an upstream stage
+/// has not been decided (it will rerun). With `import`, file inputs are copied into the
+/// store so the stage reads an immutable copy.
+pub fn resolve(store: &Store, stage: &Stage, known: &Known, import: bool) -> anyhow::Result<Result<Resolved, Vec<Reason>>> {
+    let mut inputs = BTreeMap::new();
+    let mut pending = Vec::new();
+    for (port, input) in &stage.inputs {
+        let from = input.source.describe();
+        match &input.source {
+            InputSource::Edge { stage: up, port: out } => match known.get(up).and_then(|o| o.get(out)) {
+                Some(o) => {
+                    inputs.insert(port.clone(), InputRecord { digest: o.digest, from });
+                }
+                None => pending.push(Reason::UpstreamRuns { port: port.clone(), from }),
+            },
+            InputSource::File { abs, rel } => {
+                let hashed = if import {
+                    store.import(abs)?
+                } else {
+                    store.stat.hash(abs).with_context(|| format!("hashing {rel}"))?
+                };
+                inputs.insert(port.clone(), InputRecord { digest: hashed.digest, from });
+            }
+        }
+    }
+    if !pending.is_empty() {
+        return Ok(Err(pending));
+    }
+    let params = stage.params.canonical();
+    let key = cache_key(
+        stage.kind.name(),
+        stage.kind.version(),
+        &params,
+        inputs.iter().map(|(k, v)| (k.as_str(), &v.digest)),
+        stage.seed,
+    );
+    Ok(Ok(Resolved { key, params, inputs }))
+}
+
+/// Fresh or run, with reasons. `previous` is the record the lock last named for this stage.
+pub fn decide(store: &Store, stage: &Stage, resolved: Resolved, previous: Option<&Record>, forced: bool) -> anyhow::Result<Decision> {
+    if let Some(rec) = store.read_record(&resolved.key)? {
+        let mut reasons = Vec::new();
+        for (port, out) in &rec.outputs {
+            match store.object_status(&out.digest) {
+                ObjectStatus::Intact => {}
+                ObjectStatus::Missing => reasons.push(Reason::OutputMissing { port: port.clone(), digest: out.digest }),
+                ObjectStatus::Corrupt { .. } => reasons.push(Reason::OutputCorrupt { port: port.clone(), digest: out.digest }),
+            }
+        }
+        if forced {
+            reasons.insert(0, Reason::Forced);
+        }
+        if reasons.is_empty() {
+            return Ok(Decision::Fresh(Box::new(rec)));
+        }
+        return Ok(Decision::Run { resolved, reasons });
+    }
+    let mut reasons = explain(stage, &resolved, previous);
+    if forced {
+        reasons.insert(0, Reason::Forced);
+    }
+    Ok(Decision::Run { resolved, reasons })
+}
+
+fn explain(stage: &Stage, new: &Resolved, prev: Option<&Record>) -> Vec<Reason> {
+    let Some(prev) = prev else { return vec![Reason::NoRecord] };
+    let mut reasons = Vec::new();
+    if prev.kind != stage.kind.name() {
+        reasons.push(Reason::KindChanged { old: prev.kind.clone(), new: stage.kind.name().into() });
+    } else if prev.version != stage.kind.version() {
+        reasons.push(Reason::VersionChanged { old: prev.version, new: stage.kind.version() });
+    }
+    let names: std::collections::BTreeSet<&String> = prev.params.keys().chain(new.params.keys()).collect();
+    for name in names {
+        let (o, n) = (prev.params.get(name), new.params.get(name));
+        if o != n {
+            reasons.push(Reason::Param { name: name.clone(), old: o.cloned(), new: n.cloned() });
+        }
+    }
+    if prev.seed != stage.seed {
+        reasons.push(Reason::Seed { old: prev.seed, new: stage.seed });
+    }
+    for (port, inp) in &new.inputs {
+        if prev.inputs.get(port).map(|p| p.digest) != Some(inp.digest) {
+            reasons.push(match stage.inputs.get(port).map(|i| &i.source) {
+                Some(InputSource::File { rel, .. }) => Reason::File { port: port.clone(), path: rel.clone() },
+                _ => Reason::Input { port: port.clone(), from: inp.from.clone() },
+            });
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push(Reason::NoRecord);
+    }
+    reasons
+}
+
+/// One stage's line in a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStage {
+    pub name: String,
+    pub kind: String,
+    pub state: &'static str,
+    pub key: Option<Digest>,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub pipeline: String,
+    pub stages: Vec<PlannedStage>,
+}
+
+impl Plan {
+    pub fn anything_to_run(&self) -> bool {
+        self.stages.iter().any(|s| s.state != "fresh")
+    }
+}
+
+/// The records the lock file names, by stage — what reasons are computed against.
+pub fn previous_records(store: &Store, lock: Option<&LockFile>) -> HashMap<String, Record> {
+    let mut out = HashMap::new();
+    if let Some(lock) = lock {
+        for (name, st) in &lock.stages {
+            if let Ok(Some(r)) = store.read_record(&st.key) {
+                out.insert(name.clone(), r);
+            }
+        }
+    }
+    out
+}
+
+/// What `run` would do, without running or writing anything.
+pub fn plan(store: &Store, pipeline: &Pipeline, forced: &[String]) -> anyhow::Result<Plan> {
+    let lock = LockFile::read(&pipeline.lock_path())?;
+    let previous = previous_records(store, lock.as_ref());
+    let mut known = Known::new();
+    let mut stages = Vec::new();
+    for &i in &pipeline.order {
+        let st = &pipeline.stages[i];
+        let planned = match resolve(store, st, &known, false)? {
+            Err(pending) => PlannedStage { name: st.name.clone(), kind: st.kind.name().into(), state: "run", key: None, reasons: pending },
+            Ok(resolved) => {
+                let key = resolved.key;
+                match decide(store, st, resolved, previous.get(&st.name), forced.contains(&st.name))? {
+                    Decision::Fresh(rec) => {
+                        known.insert(st.name.clone(), rec.outputs.clone());
+                        PlannedStage { name: st.name.clone(), kind: st.kind.name().into(), state: "fresh", key: Some(key), reasons: vec![] }
+                    }
+                    Decision::Run { reasons, .. } => {
+                        PlannedStage { name: st.name.clone(), kind: st.kind.name().into(), state: "run", key: Some(key), reasons }
+                    }
+                }
+            }
+        };
+        stages.push(planned);
+    }
+    Ok(Plan { pipeline: pipeline.name.clone(), stages })
+}

@@ -1,0 +1,433 @@
+//! `hhi run`: decides each stage as soon as its inputs are known, runs stale ones on a
+//! blocking thread pool (up to `--jobs` at once), publishes their outputs, and writes the
+//! lock file. A failed stage stops its descendants, never its siblings.
+
+use crate::context::StageContext;
+use crate::lockfile::{LockFile, LockedOutput, LockedStage};
+use crate::pipeline::{Pipeline, Stage};
+use crate::plan::{self, Decision, Known, Reason, Resolved};
+use crate::progress::Progress;
+use crate::store::fsutil;
+use crate::store::hash::Digest;
+use crate::store::lock::StoreLock;
+use crate::store::record::{OutputRecord, Record};
+use crate::store::Store;
+use anyhow::{Context, anyhow};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Run only these stages and what they depend on (all stages when empty).
+    pub targets: Vec<String>,
+    /// Rerun these stages even if fresh.
+    pub force: Vec<String>,
+    pub jobs: usize,
+    /// Wait for a store in use by another process (else fail at once).
+    pub wait_for_lock: bool,
+    /// Draw progress bars (only shown on a terminal).
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            targets: Vec::new(),
+            force: Vec::new(),
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            wait_for_lock: true,
+            progress: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Outcome {
+    Fresh,
+    Ran { seconds: f64 },
+    Failed { error: String },
+    Skipped { because: String },
+    NotSelected,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    pub name: String,
+    pub key: Option<Digest>,
+    pub outcome: Outcome,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub pipeline: String,
+    pub stages: Vec<StageReport>,
+    pub seconds: f64,
+}
+
+impl RunReport {
+    pub fn success(&self) -> bool {
+        !self.stages.iter().any(|s| matches!(s.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }))
+    }
+
+    pub fn outcome(&self, stage: &str) -> Option<&Outcome> {
+        self.stages.iter().find(|s| s.name == stage).map(|s| &s.outcome)
+    }
+
+    /// One line per stage, then the failures in full, then a total.
+    pub fn render(&self) -> String {
+        let width = self.stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        let (mut fresh, mut ran, mut failed, mut skipped) = (0, 0, 0, 0);
+        for s in &self.stages {
+            let line = match &s.outcome {
+                Outcome::Fresh => {
+                    fresh += 1;
+                    format!("  fresh    {}", s.name)
+                }
+                Outcome::Ran { seconds } => {
+                    ran += 1;
+                    format!("  ran      {:width$}  in {}", s.name, fmt_secs(*seconds))
+                }
+                Outcome::Failed { error } => {
+                    failed += 1;
+                    format!("  failed   {:width$}  {}", s.name, error.lines().next().unwrap_or(""))
+                }
+                Outcome::Skipped { because } => {
+                    skipped += 1;
+                    format!("  skipped  {:width$}  {because}", s.name)
+                }
+                Outcome::NotSelected => continue,
+            };
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        for s in &self.stages {
+            if let Outcome::Failed { error } = &s.outcome {
+                out.push_str(&format!("\nerror: stage `{}` failed: {error}\n", s.name));
+            }
+        }
+        out.push_str(&format!(
+            "\n{fresh} fresh, {ran} ran, {failed} failed, {skipped} skipped in {}\n",
+            fmt_secs(self.seconds)
+        ));
+        out
+    }
+}
+
+pub fn fmt_secs(s: f64) -> String {
+    if s < 1.0 { format!("{:.0}ms", s * 1000.0) } else if s < 120.0 { format!("{s:.1}s") } else { format!("{:.0}m{:02.0}s", (s / 60.0).floor(), s % 60.0) }
+}
+
+/// Peak resident memory of this process so far (Linux `VmHWM`).
+fn process_peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// What a stage needs to run on another thread.
+pub struct Job {
+    pub stage: Stage,
+    pub pipeline_name: String,
+    pub pipeline_dir: PathBuf,
+    pub backend: String,
+    pub resolved: Resolved,
+}
+
+/// Runs one stage body and publishes its outputs; the record is written last, so a crash
+/// at any point leaves the stage either complete or absent. Used by `run` and by
+/// `audit --reproduce` (against a scratch store).
+pub fn execute(store: &Store, job: Job, progress: Progress) -> anyhow::Result<Record> {
+    let Job { stage, pipeline_name, pipeline_dir, backend, resolved } = job;
+    let key = resolved.key;
+    let staging = store.staging_path(&stage.name);
+    std::fs::create_dir_all(&staging).context("creating a staging folder")?;
+    let work = store.work_dir(&key);
+    std::fs::create_dir_all(&work).context("creating the work folder")?;
+    std::fs::create_dir_all(store.root().join("logs"))?;
+    let inputs: BTreeMap<String, PathBuf> =
+        resolved.inputs.iter().map(|(p, i)| (p.clone(), store.object_path(&i.digest))).collect();
+    let outputs: BTreeMap<String, PathBuf> =
+        stage.signature.outputs.iter().map(|o| (o.name.clone(), staging.join(&o.name))).collect();
+    let mut ctx = StageContext::new(
+        stage.name.clone(),
+        stage.params.clone(),
+        stage.seed,
+        backend.clone(),
+        pipeline_dir,
+        inputs,
+        outputs.clone(),
+        work.clone(),
+        progress,
+    );
+    ctx.set_log_path(store.log_path(&key));
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let result = stage.kind.run(&mut ctx).and_then(|()| {
+        let mut published = BTreeMap::new();
+        for spec in &stage.signature.outputs {
+            let path = &outputs[&spec.name];
+            if std::fs::symlink_metadata(path).is_err() {
+                return Err(anyhow!("the stage did not write its output `{}`", spec.name));
+            }
+            let h = store.publish(path).with_context(|| format!("publishing output `{}`", spec.name))?;
+            published.insert(spec.name.clone(), OutputRecord { digest: h.digest, size: h.size, object: h.kind, ty: spec.ty });
+        }
+        Ok(published)
+    });
+    let outputs = match result {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = fsutil::remove_all(&staging);
+            return Err(e);
+        }
+    };
+    let duration = clock.elapsed().as_secs_f64();
+    let rec = Record {
+        format: 1,
+        key,
+        stage: stage.name.clone(),
+        pipeline: pipeline_name,
+        kind: stage.kind.name().to_string(),
+        version: stage.kind.version(),
+        params: resolved.params,
+        inputs: resolved.inputs,
+        outputs,
+        seed: stage.seed,
+        backend: backend.clone(),
+        device: "cpu".into(),
+        hhi_version: env!("CARGO_PKG_VERSION").into(),
+        started: humantime::format_rfc3339_millis(started).to_string(),
+        finished: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        duration_s: duration,
+        peak_rss_bytes: ctx.peak_rss_bytes.or_else(process_peak_rss),
+        figures: ctx.figures.clone(),
+    };
+    store.write_record(&rec)?;
+    let _ = fsutil::remove_all(&work);
+    let _ = fsutil::remove_all(&staging);
+    Ok(rec)
+}
+
+#[derive(Clone)]
+enum Status {
+    Pending,
+    Running,
+    Done(BTreeMap<String, OutputRecord>, Digest),
+    Failed,
+    Skipped,
+}
+
+/// Runs what is stale. Takes the store lock for the whole run.
+pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow::Result<RunReport> {
+    for name in opts.targets.iter().chain(&opts.force) {
+        if pipeline.stage_index(name).is_none() {
+            let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+            let hint = crate::diag::did_you_mean(name, names.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("stages: {}", names.join(", ")));
+            anyhow::bail!("no stage named `{name}` in {}\n  = help: {hint}", pipeline.path.display());
+        }
+    }
+    let what = format!("hhi run {}", pipeline.path.display());
+    let _lock = StoreLock::acquire(store.root(), opts.wait_for_lock, &what)?;
+    store.init().with_context(|| format!("creating the store {}", store.root().display()))?;
+    store.clean_tmp()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(opts.jobs.max(1))
+        .build()
+        .context("starting the scheduler")?;
+    let report = rt.block_on(schedule(pipeline, store.clone(), opts))?;
+    store.stat.save().ok();
+    Ok(report)
+}
+
+async fn schedule(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow::Result<RunReport> {
+    let clock = Instant::now();
+    let lock_path = pipeline.lock_path();
+    let old_lock = LockFile::read(&lock_path)?;
+    let previous = plan::previous_records(&store, old_lock.as_ref());
+    let selected: BTreeSet<usize> = if opts.targets.is_empty() {
+        (0..pipeline.stages.len()).collect()
+    } else {
+        let idx: Vec<usize> = opts.targets.iter().filter_map(|t| pipeline.stage_index(t)).collect();
+        pipeline.dag.ancestors(&idx)
+    };
+    let mp = MultiProgress::with_draw_target(if opts.progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    let jobs = opts.jobs.max(1);
+    let n = pipeline.stages.len();
+    let mut status: Vec<Status> = vec![Status::Pending; n];
+    let mut reports: Vec<StageReport> = pipeline
+        .stages
+        .iter()
+        .map(|s| StageReport { name: s.name.clone(), key: None, outcome: Outcome::NotSelected, reasons: vec![] })
+        .collect();
+    let mut known = Known::new();
+    let mut running = tokio::task::JoinSet::new();
+    let mut bars: HashMap<usize, Progress> = HashMap::new();
+
+    loop {
+        // Decide every stage whose inputs are all known, in stable order.
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for &i in &pipeline.order {
+                if !selected.contains(&i) || !matches!(status[i], Status::Pending) {
+                    continue;
+                }
+                let ups = pipeline.dag.upstream(i);
+                if let Some(&bad) = ups.iter().find(|&&u| matches!(status[u], Status::Failed | Status::Skipped)) {
+                    status[i] = Status::Skipped;
+                    let because = match status[bad] {
+                        Status::Failed => format!("upstream `{}` failed", pipeline.stages[bad].name),
+                        _ => format!("upstream `{}` was skipped", pipeline.stages[bad].name),
+                    };
+                    reports[i].outcome = Outcome::Skipped { because };
+                    progressed = true;
+                    continue;
+                }
+                if !ups.iter().all(|&u| matches!(status[u], Status::Done(..))) || running.len() >= jobs {
+                    continue;
+                }
+                let st = &pipeline.stages[i];
+                let decided = plan::resolve(&store, st, &known, true).and_then(|r| {
+                    let resolved = r.map_err(|_| anyhow!("inputs of `{}` are not ready", st.name))?;
+                    plan::decide(&store, st, resolved, previous.get(&st.name), opts.force.contains(&st.name))
+                });
+                progressed = true;
+                match decided {
+                    Err(e) => {
+                        status[i] = Status::Failed;
+                        reports[i].outcome = Outcome::Failed { error: format!("{e:#}") };
+                    }
+                    Ok(Decision::Fresh(rec)) => {
+                        known.insert(st.name.clone(), rec.outputs.clone());
+                        reports[i].key = Some(rec.key);
+                        reports[i].outcome = Outcome::Fresh;
+                        status[i] = Status::Done(rec.outputs.clone(), rec.key);
+                    }
+                    Ok(Decision::Run { resolved, reasons }) => {
+                        tracing::info!(
+                            "running `{}`: {}",
+                            st.name,
+                            reasons.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; ")
+                        );
+                        reports[i].key = Some(resolved.key);
+                        reports[i].reasons = reasons;
+                        let bar = mp.add(ProgressBar::new_spinner());
+                        bar.set_prefix(st.name.clone());
+                        let progress = Progress::from_bar(bar);
+                        bars.insert(i, progress.clone());
+                        let job = Job {
+                            stage: st.clone(),
+                            pipeline_name: pipeline.name.clone(),
+                            pipeline_dir: pipeline.dir.clone(),
+                            backend: pipeline.backend.clone(),
+                            resolved,
+                        };
+                        let store = store.clone();
+                        let started = Instant::now();
+                        running.spawn_blocking(move || {
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(&store, job, progress)))
+                                .unwrap_or_else(|p| Err(anyhow!("the stage panicked: {}", panic_message(&p))));
+                            (i, started, r)
+                        });
+                        status[i] = Status::Running;
+                    }
+                }
+            }
+        }
+        let Some(joined) = running.join_next().await else { break };
+        let (i, started, result) = joined.context("a stage's thread was lost")?;
+        if let Some(b) = bars.remove(&i) {
+            b.finish();
+        }
+        match result {
+            Ok(rec) => {
+                known.insert(pipeline.stages[i].name.clone(), rec.outputs.clone());
+                reports[i].outcome = Outcome::Ran { seconds: started.elapsed().as_secs_f64() };
+                status[i] = Status::Done(rec.outputs, rec.key);
+            }
+            Err(e) => {
+                status[i] = Status::Failed;
+                reports[i].outcome = Outcome::Failed { error: format!("{e:#}") };
+            }
+        }
+    }
+
+    // The lock names every stage that is complete now; stages not run this time keep their
+    // previous entries so a `--target` run does not forget the rest.
+    let mut lock = LockFile { version: 1, pipeline: pipeline.name.clone(), stages: BTreeMap::new() };
+    for (i, st) in pipeline.stages.iter().enumerate() {
+        match &status[i] {
+            Status::Done(outs, key) => {
+                let outputs = outs.iter().map(|(p, o)| (p.clone(), LockedOutput { digest: o.digest, size: o.size })).collect();
+                lock.stages.insert(st.name.clone(), LockedStage { kind: st.kind.name().into(), key: *key, outputs });
+            }
+            _ => {
+                if let Some(old) = old_lock.as_ref().and_then(|l| l.stages.get(&st.name)) {
+                    lock.stages.insert(st.name.clone(), old.clone());
+                }
+            }
+        }
+    }
+    lock.write(&lock_path)?;
+    write_run_ref(&store, pipeline, &lock)?;
+    Ok(RunReport { pipeline: pipeline.name.clone(), stages: reports, seconds: clock.elapsed().as_secs_f64() })
+}
+
+#[derive(Serialize, serde::Deserialize)]
+pub struct RunRef {
+    pub pipeline: PathBuf,
+    pub lock: PathBuf,
+    /// Stage name → cache key, as the lock names them after the run.
+    pub stages: BTreeMap<String, Digest>,
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Remembers what this run used, for `gc` (its roots) and `show STAGE`. A ref is named by
+/// its content, so a no-op run only refreshes the mtime of the ref it would write.
+fn write_run_ref(store: &Store, pipeline: &Pipeline, lock: &LockFile) -> anyhow::Result<()> {
+    let r = RunRef {
+        pipeline: std::path::absolute(&pipeline.path)?,
+        lock: std::path::absolute(pipeline.lock_path())?,
+        stages: lock.stages.iter().map(|(n, s)| (n.clone(), s.key)).collect(),
+    };
+    let bytes = serde_json::to_vec_pretty(&r)?;
+    let path = store.runs_dir().join(format!("{}.json", Digest::of_bytes(&bytes).short()));
+    match std::fs::File::options().write(true).open(&path) {
+        Ok(f) => f.set_modified(SystemTime::now())?,
+        Err(_) => fsutil::write_atomic(&path, &bytes)?,
+    }
+    Ok(())
+}
+
+/// Run refs, newest first.
+pub fn run_refs(store: &Store) -> Vec<(PathBuf, RunRef)> {
+    let mut refs: Vec<(SystemTime, PathBuf, RunRef)> = std::fs::read_dir(store.runs_dir())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let t = e.metadata().ok()?.modified().ok()?;
+                    let r = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                    Some((t, e.path(), r))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    refs.sort_by(|a, b| b.0.cmp(&a.0));
+    refs.into_iter().map(|(_, p, r)| (p, r)).collect()
+}

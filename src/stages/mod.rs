@@ -1,0 +1,4 @@
+//! Built-in stage kinds, one file each. Register a new one in `Registry::builtin`.
+
+pub mod command;
+pub mod files;
