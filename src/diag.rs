@@ -97,14 +97,17 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-/// The closest candidate by Jaro-Winkler similarity, if it is close enough to be a typo.
+/// The closest candidate, if it is close enough to be a typo: few edits (transpositions
+/// count as one, so `gne` finds `gen`) or a high Jaro-Winkler similarity.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let max_edits = 1 + word.chars().count() / 4;
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(s, _)| *s > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .filter(|c| strsim::osa_distance(word, c) <= max_edits || strsim::jaro_winkler(word, c) > 0.85)
+        .min_by(|a, b| {
+            let (da, db) = (strsim::osa_distance(word, a), strsim::osa_distance(word, b));
+            da.cmp(&db).then(strsim::jaro_winkler(word, b).total_cmp(&strsim::jaro_winkler(word, a)))
+        })
 }
 
 #[cfg(test)]

@@ -32,6 +32,13 @@ impl StoreLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
+                // The holder writes its name just after locking; give it a moment.
+                for _ in 0..20 {
+                    if info.exists() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 let who = holder(&info);
                 if !wait {
                     bail!(
