@@ -48,7 +48,9 @@ impl AuditReport {
         let mut s = String::new();
         for p in &self.problems {
             let what = match (&p.artifact, &p.digest) {
-                (Some(a), Some(d)) => format!("stage `{}`, output `{a}` ({}): ", p.stage, d.short()),
+                (Some(a), Some(d)) => {
+                    format!("stage `{}`, output `{a}` ({}): ", p.stage, d.short())
+                }
                 (Some(a), None) => format!("stage `{}`, `{a}`: ", p.stage),
                 _ => format!("stage `{}`: ", p.stage),
             };
@@ -58,7 +60,11 @@ impl AuditReport {
             s.push_str(&format!(
                 "reproduce `{}`: {}\n",
                 r.stage,
-                if r.identical { "bitwise identical" } else { "DIFFERENT" }
+                if r.identical {
+                    "bitwise identical"
+                } else {
+                    "DIFFERENT"
+                }
             ));
             for (port, verdict) in &r.outputs {
                 s.push_str(&format!("  output `{port}`: {verdict}\n"));
@@ -69,7 +75,11 @@ impl AuditReport {
             self.stages,
             self.artifacts,
             human_bytes(self.bytes),
-            if self.problems.is_empty() { "no problems".to_string() } else { format!("{} problem(s)", self.problems.len()) }
+            if self.problems.is_empty() {
+                "no problems".to_string()
+            } else {
+                format!("{} problem(s)", self.problems.len())
+            }
         ));
         s
     }
@@ -83,55 +93,105 @@ pub fn human_bytes(b: u64) -> String {
         x /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{b} B") } else { format!("{x:.1} {}", units[u]) }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{x:.1} {}", units[u])
+    }
 }
 
-pub fn audit(store: &Store, pipeline: &Pipeline, all_objects: bool, reproduce: Option<&str>) -> anyhow::Result<AuditReport> {
+pub fn audit(
+    store: &Store,
+    pipeline: &Pipeline,
+    all_objects: bool,
+    reproduce: Option<&str>,
+) -> anyhow::Result<AuditReport> {
     let lock_path = pipeline.lock_path();
     let Some(lock) = LockFile::read(&lock_path)? else {
-        bail!("no lock file at {}\n  = help: `hhi run {}` writes it", lock_path.display(), pipeline.path.display());
+        bail!(
+            "no lock file at {}\n  = help: `hhi run {}` writes it",
+            lock_path.display(),
+            pipeline.path.display()
+        );
     };
     let mut problems = Vec::new();
     let mut artifacts = 0;
     let mut bytes = 0;
-    let problem = |stage: &str, artifact: Option<&str>, digest: Option<Digest>, message: String| Problem {
-        stage: stage.to_string(),
-        artifact: artifact.map(str::to_string),
-        digest,
-        message,
-    };
+    let problem =
+        |stage: &str, artifact: Option<&str>, digest: Option<Digest>, message: String| Problem {
+            stage: stage.to_string(),
+            artifact: artifact.map(str::to_string),
+            digest,
+            message,
+        };
     for name in lock.stages.keys() {
         if pipeline.stage_index(name).is_none() {
-            problems.push(problem(name, None, None, "named by the lock but not in the pipeline".into()));
+            problems.push(problem(
+                name,
+                None,
+                None,
+                "named by the lock but not in the pipeline".into(),
+            ));
         }
     }
     for &i in &pipeline.order {
         let st = &pipeline.stages[i];
         let Some(entry) = lock.stages.get(&st.name) else {
-            problems.push(problem(&st.name, None, None, "not in the lock file (never run, or the pipeline changed)".into()));
+            problems.push(problem(
+                &st.name,
+                None,
+                None,
+                "not in the lock file (never run, or the pipeline changed)".into(),
+            ));
             continue;
         };
         let rec = match store.read_record(&entry.key)? {
             Some(r) => r,
             None => {
-                problems.push(problem(&st.name, None, None, format!("no record for key {} in the store", entry.key.short())));
+                problems.push(problem(
+                    &st.name,
+                    None,
+                    None,
+                    format!("no record for key {} in the store", entry.key.short()),
+                ));
                 continue;
             }
         };
-        let recomputed = cache_key(&rec.kind, rec.version, &rec.params, rec.inputs.iter().map(|(k, v)| (k.as_str(), &v.digest)), rec.seed);
+        let recomputed = cache_key(
+            &rec.kind,
+            rec.version,
+            &rec.params,
+            rec.inputs.iter().map(|(k, v)| (k.as_str(), &v.digest)),
+            rec.seed,
+        );
         if recomputed != rec.key {
-            problems.push(problem(&st.name, None, None, "record does not hash to its key (edited or corrupt)".into()));
+            problems.push(problem(
+                &st.name,
+                None,
+                None,
+                "record does not hash to its key (edited or corrupt)".into(),
+            ));
         }
         for (port, locked) in &entry.outputs {
             artifacts += 1;
             bytes += locked.size;
             match rec.outputs.get(port) {
                 Some(o) if o.digest == locked.digest => {}
-                _ => problems.push(problem(&st.name, Some(port), Some(locked.digest), "the record names a different digest than the lock".into())),
+                _ => problems.push(problem(
+                    &st.name,
+                    Some(port),
+                    Some(locked.digest),
+                    "the record names a different digest than the lock".into(),
+                )),
             }
             match store.object_status_full(&locked.digest) {
                 ObjectStatus::Intact => {}
-                ObjectStatus::Missing => problems.push(problem(&st.name, Some(port), Some(locked.digest), "missing from the store".into())),
+                ObjectStatus::Missing => problems.push(problem(
+                    &st.name,
+                    Some(port),
+                    Some(locked.digest),
+                    "missing from the store".into(),
+                )),
                 ObjectStatus::Corrupt { found } => problems.push(problem(
                     &st.name,
                     Some(port),
@@ -143,25 +203,44 @@ pub fn audit(store: &Store, pipeline: &Pipeline, all_objects: bool, reproduce: O
         // The chain: each input must be exactly what the upstream stage's locked output is.
         for (port, input) in &st.inputs {
             let Some(used) = rec.inputs.get(port) else {
-                problems.push(problem(&st.name, Some(port), None, "input missing from the record".into()));
+                problems.push(problem(
+                    &st.name,
+                    Some(port),
+                    None,
+                    "input missing from the record".into(),
+                ));
                 continue;
             };
             match &input.source {
-                InputSource::Edge { stage: up, port: out } => {
-                    let expected = lock.stages.get(up).and_then(|u| u.outputs.get(out)).map(|o| o.digest);
+                InputSource::Edge {
+                    stage: up,
+                    port: out,
+                } => {
+                    let expected = lock
+                        .stages
+                        .get(up)
+                        .and_then(|u| u.outputs.get(out))
+                        .map(|o| o.digest);
                     if expected != Some(used.digest) {
                         problems.push(problem(
                             &st.name,
                             Some(port),
                             Some(used.digest),
-                            format!("was built from a `{up}.{out}` other than the one the lock names"),
+                            format!(
+                                "was built from a `{up}.{out}` other than the one the lock names"
+                            ),
                         ));
                     }
                 }
                 InputSource::File { rel, .. } => {
                     artifacts += 1;
                     if store.object_status_full(&used.digest) != ObjectStatus::Intact {
-                        problems.push(problem(&st.name, Some(rel), Some(used.digest), "the stored copy of this file input is missing or corrupt".into()));
+                        problems.push(problem(
+                            &st.name,
+                            Some(rel),
+                            Some(used.digest),
+                            "the stored copy of this file input is missing or corrupt".into(),
+                        ));
                     }
                 }
             }
@@ -174,44 +253,91 @@ pub fn audit(store: &Store, pipeline: &Pipeline, all_objects: bool, reproduce: O
         Some(s) => Some(reproduce_stage(store, pipeline, &lock, s)?),
         None => None,
     };
-    Ok(AuditReport { pipeline: pipeline.name.clone(), stages: lock.stages.len(), artifacts, bytes, problems, reproduction })
+    Ok(AuditReport {
+        pipeline: pipeline.name.clone(),
+        stages: lock.stages.len(),
+        artifacts,
+        bytes,
+        problems,
+        reproduction,
+    })
 }
 
 /// Every entry under `objects/` must be named by the digest of its content.
 fn check_every_object(store: &Store) -> Vec<Problem> {
     let mut out = Vec::new();
-    let Ok(shards) = std::fs::read_dir(store.root().join("objects")) else { return out };
+    let Ok(shards) = std::fs::read_dir(store.root().join("objects")) else {
+        return out;
+    };
     for shard in shards.flatten() {
-        let Ok(objs) = std::fs::read_dir(shard.path()) else { continue };
+        let Ok(objs) = std::fs::read_dir(shard.path()) else {
+            continue;
+        };
         for obj in objs.flatten() {
-            let name = format!("{}{}", shard.file_name().to_string_lossy(), obj.file_name().to_string_lossy());
+            let name = format!(
+                "{}{}",
+                shard.file_name().to_string_lossy(),
+                obj.file_name().to_string_lossy()
+            );
             let verdict = match (name.parse::<Digest>(), hash::hash_path(&obj.path())) {
                 (Ok(d), Ok(h)) if h.digest == d => continue,
-                (Ok(d), Ok(h)) => (Some(d), format!("corrupt: its content hashes to {}", h.digest.short())),
-                (Err(_), _) => (None, format!("stray entry {} (not a digest)", obj.path().display())),
+                (Ok(d), Ok(h)) => (
+                    Some(d),
+                    format!("corrupt: its content hashes to {}", h.digest.short()),
+                ),
+                (Err(_), _) => (
+                    None,
+                    format!("stray entry {} (not a digest)", obj.path().display()),
+                ),
                 (Ok(d), Err(e)) => (Some(d), format!("unreadable: {e}")),
             };
-            out.push(Problem { stage: "(store)".into(), artifact: Some(name), digest: verdict.0, message: verdict.1 });
+            out.push(Problem {
+                stage: "(store)".into(),
+                artifact: Some(name),
+                digest: verdict.0,
+                message: verdict.1,
+            });
         }
     }
     out
 }
 
-fn reproduce_stage(store: &Store, pipeline: &Pipeline, lock: &LockFile, name: &str) -> anyhow::Result<Reproduction> {
-    let i = pipeline.stage_index(name).with_context(|| format!("no stage named `{name}` in the pipeline"))?;
+fn reproduce_stage(
+    store: &Store,
+    pipeline: &Pipeline,
+    lock: &LockFile,
+    name: &str,
+) -> anyhow::Result<Reproduction> {
+    let i = pipeline
+        .stage_index(name)
+        .with_context(|| format!("no stage named `{name}` in the pipeline"))?;
     let st = &pipeline.stages[i];
-    let entry = lock.stages.get(name).with_context(|| format!("`{name}` is not in the lock; run it first"))?;
-    let rec = store.read_record(&entry.key)?.with_context(|| format!("no record for `{name}` in the store"))?;
-    if rec.params != st.params.canonical() || rec.kind != st.kind.name() || rec.version != st.kind.version() {
+    let entry = lock
+        .stages
+        .get(name)
+        .with_context(|| format!("`{name}` is not in the lock; run it first"))?;
+    let rec = store
+        .read_record(&entry.key)?
+        .with_context(|| format!("no record for `{name}` in the store"))?;
+    if rec.params != st.params.canonical()
+        || rec.kind != st.kind.name()
+        || rec.version != st.kind.version()
+    {
         bail!("the pipeline's `{name}` differs from the locked run; `hhi plan` shows how");
     }
     let scratch_dir = tempfile::tempdir().context("creating a scratch store")?;
     let scratch = Store::open(scratch_dir.path());
     scratch.init()?;
     for inp in rec.inputs.values() {
-        scratch.import(&store.object_path(&inp.digest)).context("copying an input into the scratch store")?;
+        scratch
+            .import(&store.object_path(&inp.digest))
+            .context("copying an input into the scratch store")?;
     }
-    let resolved = Resolved { key: rec.key, params: rec.params.clone(), inputs: rec.inputs.clone() };
+    let resolved = Resolved {
+        key: rec.key,
+        params: rec.params.clone(),
+        inputs: rec.inputs.clone(),
+    };
     let job = Job {
         stage: st.clone(),
         pipeline_name: pipeline.name.clone(),
@@ -219,7 +345,8 @@ fn reproduce_stage(store: &Store, pipeline: &Pipeline, lock: &LockFile, name: &s
         backend: pipeline.backend.clone(),
         resolved,
     };
-    let again = execute(&scratch, job, Progress::hidden()).with_context(|| format!("rerunning `{name}`"))?;
+    let again = execute(&scratch, job, Progress::hidden())
+        .with_context(|| format!("rerunning `{name}`"))?;
     let mut outputs = BTreeMap::new();
     let mut identical = true;
     for (port, o) in &rec.outputs {
@@ -228,21 +355,39 @@ fn reproduce_stage(store: &Store, pipeline: &Pipeline, lock: &LockFile, name: &s
             "bitwise identical".to_string()
         } else {
             identical = false;
-            describe_difference(&store.object_path(&o.digest), &scratch.object_path(&new.digest))
+            describe_difference(
+                &store.object_path(&o.digest),
+                &scratch.object_path(&new.digest),
+            )
         };
         outputs.insert(port.clone(), verdict);
     }
-    Ok(Reproduction { stage: name.to_string(), identical, outputs })
+    Ok(Reproduction {
+        stage: name.to_string(),
+        identical,
+        outputs,
+    })
 }
 
 /// Which files differ between two versions of an output.
 fn describe_difference(a: &std::path::Path, b: &std::path::Path) -> String {
     let (Ok(ma), Ok(mb)) = (hash::manifest(a), hash::manifest(b)) else {
-        let (sa, sb) = (crate::store::fsutil::disk_size(a), crate::store::fsutil::disk_size(b));
+        let (sa, sb) = (
+            crate::store::fsutil::disk_size(a),
+            crate::store::fsutil::disk_size(b),
+        );
         return format!("differs ({sa} vs {sb} bytes)");
     };
     let files = |m: Vec<Entry>| -> BTreeMap<String, Digest> {
-        m.into_iter().filter_map(|e| if let Entry::File { path, digest, .. } = e { Some((path, digest)) } else { None }).collect()
+        m.into_iter()
+            .filter_map(|e| {
+                if let Entry::File { path, digest, .. } = e {
+                    Some((path, digest))
+                } else {
+                    None
+                }
+            })
+            .collect()
     };
     let (fa, fb) = (files(ma), files(mb));
     let mut diffs: Vec<String> = fa

@@ -154,7 +154,11 @@ enum Cmd {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HHI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// Runs the CLI with the given stage kinds (so that a program built on the library can
@@ -177,15 +181,30 @@ pub fn main(registry: Registry) -> ExitCode {
 }
 
 fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
-    let store = Arc::new(Store::open(&cli.store.clone().unwrap_or_else(Store::default_root)));
+    let store = Arc::new(Store::open(
+        &cli.store.clone().unwrap_or_else(Store::default_root),
+    ));
     let load = |p: &PathBuf| Pipeline::load(p, registry);
     match cli.command {
-        Cmd::Run { pipeline, target, force, jobs, backend, no_wait, json } => {
+        Cmd::Run {
+            pipeline,
+            target,
+            force,
+            jobs,
+            backend,
+            no_wait,
+            json,
+        } => {
             let mut p = load(&pipeline)?;
             if let Some(b) = backend {
                 p.backend = b;
             }
-            let mut opts = RunOptions { targets: target, force, wait_for_lock: !no_wait, ..RunOptions::default() };
+            let mut opts = RunOptions {
+                targets: target,
+                force,
+                wait_for_lock: !no_wait,
+                ..RunOptions::default()
+            };
             opts.progress = !cli.quiet && !json && std::io::stderr().is_terminal();
             if let Some(j) = jobs {
                 opts.jobs = j.max(1);
@@ -196,9 +215,18 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", report.render());
             }
-            Ok(if report.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        Cmd::Plan { pipeline, json, check, force } => {
+        Cmd::Plan {
+            pipeline,
+            json,
+            check,
+            force,
+        } => {
             let p = load(&pipeline)?;
             let plan = crate::plan::plan(&store, &p, &force)?;
             if json {
@@ -206,16 +234,30 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             } else {
                 let width = plan.stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
                 for s in &plan.stages {
-                    let reasons = s.reasons.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; ");
+                    let reasons = s
+                        .reasons
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ");
                     println!("{:<6} {:width$}  {reasons}", s.state, s.name);
                 }
             }
             if store.exists() {
                 store.stat.save().ok();
             }
-            Ok(if check && plan.anything_to_run() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if check && plan.anything_to_run() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
-        Cmd::Audit { pipeline, reproduce, all, json } => {
+        Cmd::Audit {
+            pipeline,
+            reproduce,
+            all,
+            json,
+        } => {
             let p = load(&pipeline)?;
             let report = crate::audit::audit(&store, &p, all, reproduce.as_deref())?;
             if json {
@@ -223,9 +265,17 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", report.render());
             }
-            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        Cmd::Show { what, pipeline, json } => {
+        Cmd::Show {
+            what,
+            pipeline,
+            json,
+        } => {
             let p = pipeline.as_ref().map(load).transpose()?;
             let rec = crate::show::find_record(&store, &what, p.as_ref())?;
             if json {
@@ -238,10 +288,17 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
         Cmd::Graph { pipeline, format } => {
             let p = load(&pipeline)?;
             let plan = crate::plan::plan(&store, &p, &[])?;
-            print!("{}", crate::show::render_graph(&p, &plan, matches!(format, GraphFormat::Mermaid)));
+            print!(
+                "{}",
+                crate::show::render_graph(&p, &plan, matches!(format, GraphFormat::Mermaid))
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Gc { keep, dry_run, no_wait } => {
+        Cmd::Gc {
+            keep,
+            dry_run,
+            no_wait,
+        } => {
             let report = crate::gc::gc(&store, keep, dry_run, !no_wait)?;
             print!("{}", report.render(dry_run));
             Ok(ExitCode::SUCCESS)
@@ -276,7 +333,9 @@ fn print_stages(registry: &Registry, json: bool) -> anyhow::Result<()> {
             })
             .collect();
         let ports = |v: Vec<crate::registry::PortSpec>| -> Vec<serde_json::Value> {
-            v.iter().map(|p| serde_json::json!({"name": p.name, "type": p.ty.name(), "doc": p.doc})).collect()
+            v.iter()
+                .map(|p| serde_json::json!({"name": p.name, "type": p.ty.name(), "doc": p.doc}))
+                .collect()
         };
         all.push(serde_json::json!({
             "kind": k.name(), "version": k.version(), "about": k.about(),
@@ -294,7 +353,11 @@ fn print_stages(registry: &Registry, json: bool) -> anyhow::Result<()> {
             println!("  in   {:<16} {:<14} {}", p.name, p.ty.name(), p.doc);
         }
         if let Some(t) = k.input_table() {
-            println!("  in   {:<16} {:<14} any number of inputs: {t} = {{ name = \"stage.port\" }}", format!("{t}.*"), "Any");
+            println!(
+                "  in   {:<16} {:<14} any number of inputs: {t} = {{ name = \"stage.port\" }}",
+                format!("{t}.*"),
+                "Any"
+            );
         }
         for p in k.outputs() {
             println!("  out  {:<16} {:<14} {}", p.name, p.ty.name(), p.doc);
@@ -305,13 +368,24 @@ fn print_stages(registry: &Registry, json: bool) -> anyhow::Result<()> {
                 None => "(required)".into(),
             };
             let range = match (p.min, p.max) {
-                (Some(a), Some(b)) => format!(" [{a} ..= {b}{}]", p.unit.map(|u| format!(" {u}")).unwrap_or_default()),
+                (Some(a), Some(b)) => format!(
+                    " [{a} ..= {b}{}]",
+                    p.unit.map(|u| format!(" {u}")).unwrap_or_default()
+                ),
                 _ => String::new(),
             };
-            println!("  par  {:<16} {:<14} {default}{range}  {}", p.name, p.ty.describe(), p.doc);
+            println!(
+                "  par  {:<16} {:<14} {default}{range}  {}",
+                p.name,
+                p.ty.describe(),
+                p.doc
+            );
         }
         println!();
     }
-    println!("artifact types: {}", crate::types::ArtifactType::NAMES.join(", "));
+    println!(
+        "artifact types: {}",
+        crate::types::ArtifactType::NAMES.join(", ")
+    );
     Ok(())
 }

@@ -24,7 +24,10 @@ impl Diagnostic {
     pub fn new(file: &Path, src: &str, span: Range<usize>, message: impl Into<String>) -> Self {
         let start = span.start.min(src.len());
         let line_start = src[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let line_end = src[start..].find('\n').map(|i| start + i).unwrap_or(src.len());
+        let line_end = src[start..]
+            .find('\n')
+            .map(|i| start + i)
+            .unwrap_or(src.len());
         let line = src[..start].matches('\n').count() + 1;
         let col = src[line_start..start].chars().count() + 1;
         let end = span.end.clamp(start, line_end);
@@ -99,14 +102,20 @@ impl std::error::Error for Diagnostics {}
 
 /// The closest candidate, if it is close enough to be a typo: few edits (transpositions
 /// count as one, so `gne` finds `gen`) or a high Jaro-Winkler similarity.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let max_edits = 1 + word.chars().count() / 4;
     candidates
         .into_iter()
-        .filter(|c| strsim::osa_distance(word, c) <= max_edits || strsim::jaro_winkler(word, c) > 0.85)
+        .filter(|c| {
+            strsim::osa_distance(word, c) <= max_edits || strsim::jaro_winkler(word, c) > 0.85
+        })
         .min_by(|a, b| {
             let (da, db) = (strsim::osa_distance(word, a), strsim::osa_distance(word, b));
-            da.cmp(&db).then(strsim::jaro_winkler(word, b).total_cmp(&strsim::jaro_winkler(word, a)))
+            da.cmp(&db)
+                .then(strsim::jaro_winkler(word, b).total_cmp(&strsim::jaro_winkler(word, a)))
         })
 }
 
@@ -126,7 +135,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("temprature", ["temperature", "top_p"]), Some("temperature"));
+        assert_eq!(
+            did_you_mean("temprature", ["temperature", "top_p"]),
+            Some("temperature")
+        );
         assert_eq!(did_you_mean("zzz", ["temperature", "top_p"]), None);
     }
 }

@@ -5,12 +5,12 @@
 //! after many newer runs). A kept record keeps its outputs and its inputs. Work folders
 //! (checkpoints of unfinished stages) are kept for a week.
 
-use crate::scheduler::run_refs;
 use crate::lockfile::LockFile;
+use crate::scheduler::run_refs;
+use crate::store::Store;
 use crate::store::fsutil::{disk_size, remove_all};
 use crate::store::hash::Digest;
 use crate::store::lock::StoreLock;
-use crate::store::Store;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -45,12 +45,23 @@ impl GcReport {
 
 fn sharded(store: &Store, dir: &str) -> Vec<(String, std::path::PathBuf)> {
     let mut out = Vec::new();
-    let Ok(shards) = std::fs::read_dir(store.root().join(dir)) else { return out };
+    let Ok(shards) = std::fs::read_dir(store.root().join(dir)) else {
+        return out;
+    };
     for shard in shards.flatten() {
-        let Ok(rd) = std::fs::read_dir(shard.path()) else { continue };
+        let Ok(rd) = std::fs::read_dir(shard.path()) else {
+            continue;
+        };
         for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().trim_end_matches(".json").to_string();
-            out.push((format!("{}{name}", shard.file_name().to_string_lossy()), e.path()));
+            let name = e
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".json")
+                .to_string();
+            out.push((
+                format!("{}{name}", shard.file_name().to_string_lossy()),
+                e.path(),
+            ));
         }
     }
     out
@@ -88,7 +99,11 @@ pub fn gc(store: &Store, keep: usize, dry_run: bool, wait: bool) -> anyhow::Resu
         }
     }
     for (name, path) in sharded(store, "records") {
-        if name.parse::<Digest>().map(|k| keys.contains(&k)).unwrap_or(false) {
+        if name
+            .parse::<Digest>()
+            .map(|k| keys.contains(&k))
+            .unwrap_or(false)
+        {
             continue;
         }
         report.records_removed += 1;
@@ -101,7 +116,11 @@ pub fn gc(store: &Store, keep: usize, dry_run: bool, wait: bool) -> anyhow::Resu
         }
     }
     for (name, path) in sharded(store, "objects") {
-        if name.parse::<Digest>().map(|d| objects.contains(&d)).unwrap_or(false) {
+        if name
+            .parse::<Digest>()
+            .map(|d| objects.contains(&d))
+            .unwrap_or(false)
+        {
             report.objects_kept += 1;
             continue;
         }

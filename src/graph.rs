@@ -31,13 +31,21 @@ impl Dag {
         }
         // Kahn's algorithm with a min-heap gives the stable order toposort doesn't promise.
         let n = self.g.node_count();
-        let mut indeg: Vec<usize> =
-            (0..n).map(|i| self.g.neighbors_directed(NodeIndex::new(i), Direction::Incoming).count()).collect();
+        let mut indeg: Vec<usize> = (0..n)
+            .map(|i| {
+                self.g
+                    .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
+                    .count()
+            })
+            .collect();
         let mut ready: BTreeSet<usize> = (0..n).filter(|&i| indeg[i] == 0).collect();
         let mut order = Vec::with_capacity(n);
         while let Some(i) = ready.pop_first() {
             order.push(i);
-            for m in self.g.neighbors_directed(NodeIndex::new(i), Direction::Outgoing) {
+            for m in self
+                .g
+                .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+            {
                 indeg[m.index()] -= 1;
                 if indeg[m.index()] == 0 {
                     ready.insert(m.index());
@@ -64,8 +72,11 @@ impl Dag {
     }
 
     pub fn upstream(&self, i: usize) -> Vec<usize> {
-        let mut v: Vec<usize> =
-            self.g.neighbors_directed(NodeIndex::new(i), Direction::Incoming).map(|n| n.index()).collect();
+        let mut v: Vec<usize> = self
+            .g
+            .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
+            .map(|n| n.index())
+            .collect();
         v.sort();
         v
     }
@@ -104,8 +115,14 @@ mod tests {
     fn order_cycles_and_reachability() {
         let d = Dag::new(4, [(0, 1), (1, 2), (0, 3)]);
         assert_eq!(d.topo_order().unwrap(), vec![0, 1, 2, 3]);
-        assert_eq!(d.descendants(&[1]).into_iter().collect::<Vec<_>>(), vec![1, 2]);
-        assert_eq!(d.ancestors(&[2]).into_iter().collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            d.descendants(&[1]).into_iter().collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            d.ancestors(&[2]).into_iter().collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
         let c = Dag::new(3, [(0, 1), (1, 2), (2, 1)]);
         assert_eq!(c.topo_order().unwrap_err(), vec![vec![1, 2]]);
     }

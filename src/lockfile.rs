@@ -36,7 +36,10 @@ impl LockFile {
     pub fn read(path: &Path) -> anyhow::Result<Option<LockFile>> {
         match std::fs::read_to_string(path) {
             Ok(s) => Ok(Some(toml::from_str(&s).with_context(|| {
-                format!("{} is not a valid lock file; delete it and run `hhi run` to rewrite it", path.display())
+                format!(
+                    "{} is not a valid lock file; delete it and run `hhi run` to rewrite it",
+                    path.display()
+                )
             })?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
@@ -44,7 +47,10 @@ impl LockFile {
     }
 
     pub fn render(&self) -> String {
-        format!("{HEADER}{}", toml::to_string(self).expect("lock file serialises"))
+        format!(
+            "{HEADER}{}",
+            toml::to_string(self).expect("lock file serialises")
+        )
     }
 
     /// Writes atomically, and not at all when nothing changed (keeps no-op runs cheap and

@@ -77,7 +77,15 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     fn new(name: &'static str, ty: ParamType, default: Option<Value>, doc: &'static str) -> Self {
-        ParamSpec { name, ty, default, min: None, max: None, unit: None, doc }
+        ParamSpec {
+            name,
+            ty,
+            default,
+            min: None,
+            max: None,
+            unit: None,
+            doc,
+        }
     }
     pub fn int(name: &'static str, default: i64, doc: &'static str) -> Self {
         Self::new(name, ParamType::Int, Some(Value::Int(default)), doc)
@@ -91,15 +99,30 @@ impl ParamSpec {
     pub fn string(name: &'static str, default: &str, doc: &'static str) -> Self {
         Self::new(name, ParamType::Str, Some(Value::Str(default.into())), doc)
     }
-    pub fn one_of(name: &'static str, choices: &'static [&'static str], default: &str, doc: &'static str) -> Self {
-        Self::new(name, ParamType::Enum(choices), Some(Value::Str(default.into())), doc)
+    pub fn one_of(
+        name: &'static str,
+        choices: &'static [&'static str],
+        default: &str,
+        doc: &'static str,
+    ) -> Self {
+        Self::new(
+            name,
+            ParamType::Enum(choices),
+            Some(Value::Str(default.into())),
+            doc,
+        )
     }
     pub fn list(name: &'static str, default: &[&str], doc: &'static str) -> Self {
         let v = default.iter().map(|s| s.to_string()).collect();
         Self::new(name, ParamType::StrList, Some(Value::List(v)), doc)
     }
     pub fn map(name: &'static str, doc: &'static str) -> Self {
-        Self::new(name, ParamType::StrMap, Some(Value::Map(BTreeMap::new())), doc)
+        Self::new(
+            name,
+            ParamType::StrMap,
+            Some(Value::Map(BTreeMap::new())),
+            doc,
+        )
     }
     /// A parameter the user must give.
     pub fn required(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
@@ -190,7 +213,10 @@ impl Params {
         }
     }
     pub fn canonical(&self) -> BTreeMap<String, String> {
-        self.0.iter().map(|(k, v)| (k.clone(), v.canonical())).collect()
+        self.0
+            .iter()
+            .map(|(k, v)| (k.clone(), v.canonical()))
+            .collect()
     }
 }
 
@@ -203,8 +229,14 @@ mod tests {
         let a: f64 = "1e-5".parse().unwrap();
         let b: f64 = "0.00001".parse().unwrap();
         assert_eq!(Value::Float(a).canonical(), Value::Float(b).canonical());
-        assert_eq!(Value::Float(-0.0).canonical(), Value::Float(0.0).canonical());
-        assert_ne!(Value::Float(1e-5).canonical(), Value::Float(2e-5).canonical());
+        assert_eq!(
+            Value::Float(-0.0).canonical(),
+            Value::Float(0.0).canonical()
+        );
+        assert_ne!(
+            Value::Float(1e-5).canonical(),
+            Value::Float(2e-5).canonical()
+        );
     }
 
     #[test]

@@ -53,7 +53,11 @@ pub struct Stage {
 
 impl Stage {
     pub fn output_type(&self, port: &str) -> Option<ArtifactType> {
-        self.signature.outputs.iter().find(|p| p.name == port).map(|p| p.ty)
+        self.signature
+            .outputs
+            .iter()
+            .find(|p| p.name == port)
+            .map(|p| p.ty)
     }
 }
 
@@ -90,7 +94,13 @@ impl Pipeline {
     }
 
     pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Pipeline, Diagnostics> {
-        Loader { file: path, src, registry, diags: Vec::new() }.load()
+        Loader {
+            file: path,
+            src,
+            registry,
+            diags: Vec::new(),
+        }
+        .load()
     }
 }
 
@@ -114,7 +124,9 @@ fn type_name(v: &DeValue) -> &'static str {
 }
 
 fn valid_stage_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 struct Loader<'a> {
@@ -135,7 +147,8 @@ struct Parsed {
 
 impl<'a> Loader<'a> {
     fn err(&mut self, span: Range<usize>, msg: impl Into<String>) -> &mut Diagnostic {
-        self.diags.push(Diagnostic::new(self.file, self.src, span, msg));
+        self.diags
+            .push(Diagnostic::new(self.file, self.src, span, msg));
         self.diags.last_mut().expect("just pushed")
     }
 
@@ -154,8 +167,16 @@ impl<'a> Loader<'a> {
                 return Err(Diagnostics(self.diags));
             }
         };
-        let dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let dir = self
+            .file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
         let mut name = self
             .file
             .file_stem()
@@ -172,10 +193,17 @@ impl<'a> Loader<'a> {
                 "stages" => stages_table = Some(v),
                 other => {
                     let other = other.to_string();
-                    let mut d = Diagnostic::new(self.file, self.src, k.span(), format!("unknown top-level table `{other}`"));
+                    let mut d = Diagnostic::new(
+                        self.file,
+                        self.src,
+                        k.span(),
+                        format!("unknown top-level table `{other}`"),
+                    );
                     d.hint = Some(match did_you_mean(&other, ["pipeline", "stages"]) {
                         Some(s) => format!("did you mean `{s}`?"),
-                        None => "a pipeline file has a [pipeline] table and [stages.NAME] tables".into(),
+                        None => {
+                            "a pipeline file has a [pipeline] table and [stages.NAME] tables".into()
+                        }
                     });
                     self.diags.push(d);
                 }
@@ -184,7 +212,11 @@ impl<'a> Loader<'a> {
 
         let mut parsed: Vec<Parsed> = Vec::new();
         match stages_table.map(|v| (v.span(), v.get_ref())) {
-            None => self.hint(0..0, "the pipeline has no stages", "add a table such as [stages.data] with kind = \"files\""),
+            None => self.hint(
+                0..0,
+                "the pipeline has no stages",
+                "add a table such as [stages.data] with kind = \"files\"",
+            ),
             Some((_, DeValue::Table(t))) => {
                 let mut entries: Vec<_> = t.iter().collect();
                 entries.sort_by_key(|(k, _)| k.span().start);
@@ -200,16 +232,24 @@ impl<'a> Loader<'a> {
         }
 
         self.check_edges(&parsed);
-        let index: BTreeMap<&str, usize> = parsed.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
+        let index: BTreeMap<&str, usize> = parsed
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.as_str(), i))
+            .collect();
         let index = &index;
         let edges: Vec<(usize, usize)> = parsed
             .iter()
             .enumerate()
             .flat_map(|(i, p)| {
-                p.inputs.values().filter_map(move |(inp, _)| match &inp.source {
-                    InputSource::Edge { stage, .. } => index.get(stage.as_str()).map(|&u| (u, i)),
-                    InputSource::File { .. } => None,
-                })
+                p.inputs
+                    .values()
+                    .filter_map(move |(inp, _)| match &inp.source {
+                        InputSource::Edge { stage, .. } => {
+                            index.get(stage.as_str()).map(|&u| (u, i))
+                        }
+                        InputSource::File { .. } => None,
+                    })
             })
             .collect();
         let dag = Dag::new(parsed.len(), edges);
@@ -244,10 +284,25 @@ impl<'a> Loader<'a> {
                 signature: p.signature,
             })
             .collect();
-        Ok(Pipeline { path: self.file.to_path_buf(), dir, name, seed, backend, stages, dag, order })
+        Ok(Pipeline {
+            path: self.file.to_path_buf(),
+            dir,
+            name,
+            seed,
+            backend,
+            stages,
+            dag,
+            order,
+        })
     }
 
-    fn pipeline_header(&mut self, v: &Spanned<DeValue>, name: &mut String, seed: &mut u64, backend: &mut String) {
+    fn pipeline_header(
+        &mut self,
+        v: &Spanned<DeValue>,
+        name: &mut String,
+        seed: &mut u64,
+        backend: &mut String,
+    ) {
         let DeValue::Table(t) = v.get_ref() else {
             self.err(v.span(), "`pipeline` must be a table");
             return;
@@ -257,7 +312,11 @@ impl<'a> Loader<'a> {
                 ("name", DeValue::String(s)) => *name = s.to_string(),
                 ("seed", DeValue::Integer(i)) => match u64::from_str_radix(i.as_str(), i.radix()) {
                     Ok(s) => *seed = s,
-                    Err(_) => self.hint(v.span(), "`seed` is out of range", "use an integer from 0 to 2^64-1"),
+                    Err(_) => self.hint(
+                        v.span(),
+                        "`seed` is out of range",
+                        "use an integer from 0 to 2^64-1",
+                    ),
                 },
                 ("backend", DeValue::String(s)) if BACKENDS.contains(&s.as_ref()) => {
                     *backend = s.to_string();
@@ -274,9 +333,17 @@ impl<'a> Loader<'a> {
                         );
                     }
                 }
-                ("backend", _) => self.hint(v.span(), "unknown backend", format!("expected one of: {}", BACKENDS.join(", "))),
+                ("backend", _) => self.hint(
+                    v.span(),
+                    "unknown backend",
+                    format!("expected one of: {}", BACKENDS.join(", ")),
+                ),
                 (key @ ("name" | "seed"), other) => {
-                    let want = if key == "name" { "a string" } else { "an integer" };
+                    let want = if key == "name" {
+                        "a string"
+                    } else {
+                        "an integer"
+                    };
                     let msg = format!("`{key}` must be {want}, found {}", type_name(other));
                     self.err(v.span(), msg);
                 }
@@ -286,25 +353,46 @@ impl<'a> Loader<'a> {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => "[pipeline] takes name, seed and backend".into(),
                     };
-                    self.hint(k.span(), format!("unknown key `{other}` in [pipeline]"), hint);
+                    self.hint(
+                        k.span(),
+                        format!("unknown key `{other}` in [pipeline]"),
+                        hint,
+                    );
                 }
             }
         }
     }
 
-    fn stage(&mut self, k: &Spanned<std::borrow::Cow<str>>, v: &Spanned<DeValue>, dir: &Path) -> Option<Parsed> {
+    fn stage(
+        &mut self,
+        k: &Spanned<std::borrow::Cow<str>>,
+        v: &Spanned<DeValue>,
+        dir: &Path,
+    ) -> Option<Parsed> {
         let name = k.get_ref().to_string();
         let span = k.span();
         if !valid_stage_name(&name) {
-            self.hint(span.clone(), format!("invalid stage name `{name}`"), "use letters, digits, `_` and `-` (a `.` would be read as stage.port)");
+            self.hint(
+                span.clone(),
+                format!("invalid stage name `{name}`"),
+                "use letters, digits, `_` and `-` (a `.` would be read as stage.port)",
+            );
         }
         let DeValue::Table(t) = v.get_ref() else {
-            self.hint(v.span(), format!("stage `{name}` must be a table"), format!("write it as [stages.{name}] with a `kind`"));
+            self.hint(
+                v.span(),
+                format!("stage `{name}` must be a table"),
+                format!("write it as [stages.{name}] with a `kind`"),
+            );
             return None;
         };
         let kind = match t.get("kind").map(|v| (v.span(), v.get_ref())) {
             None => {
-                self.hint(span, format!("stage `{name}` has no `kind`"), "add kind = \"…\"; `hhi stages` lists the kinds");
+                self.hint(
+                    span,
+                    format!("stage `{name}` has no `kind`"),
+                    "add kind = \"…\"; `hhi stages` lists the kinds",
+                );
                 return None;
             }
             Some((ks, DeValue::String(kname))) => match self.registry.get(kname) {
@@ -312,7 +400,10 @@ impl<'a> Loader<'a> {
                 None => {
                     let hint = match did_you_mean(kname, self.registry.names()) {
                         Some(s) => format!("did you mean `{s}`? (`hhi stages` lists every kind)"),
-                        None => format!("known kinds: {}; `hhi stages` describes them", self.registry.names().collect::<Vec<_>>().join(", ")),
+                        None => format!(
+                            "known kinds: {}; `hhi stages` describes them",
+                            self.registry.names().collect::<Vec<_>>().join(", ")
+                        ),
                     };
                     self.hint(ks, format!("unknown stage kind `{kname}`"), hint);
                     return None;
@@ -337,22 +428,47 @@ impl<'a> Loader<'a> {
             let kname = key.get_ref().as_ref();
             if let Some(port) = static_inputs.iter().find(|p| p.name == kname) {
                 if let Some(src) = self.input_source(val, dir) {
-                    inputs.insert(kname.to_string(), (Input { source: src, ty: port.ty }, val.span()));
+                    inputs.insert(
+                        kname.to_string(),
+                        (
+                            Input {
+                                source: src,
+                                ty: port.ty,
+                            },
+                            val.span(),
+                        ),
+                    );
                 }
             } else if Some(kname) == input_table {
                 match val.get_ref() {
                     DeValue::Table(tt) => {
                         for (pk, pv) in tt.iter() {
                             if !valid_stage_name(pk.get_ref()) {
-                                self.hint(pk.span(), format!("invalid input name `{}`", pk.get_ref()), "use letters, digits, `_` and `-`");
+                                self.hint(
+                                    pk.span(),
+                                    format!("invalid input name `{}`", pk.get_ref()),
+                                    "use letters, digits, `_` and `-`",
+                                );
                             }
                             if let Some(src) = self.input_source(pv, dir) {
-                                inputs.insert(pk.get_ref().to_string(), (Input { source: src, ty: ArtifactType::Any }, pv.span()));
+                                inputs.insert(
+                                    pk.get_ref().to_string(),
+                                    (
+                                        Input {
+                                            source: src,
+                                            ty: ArtifactType::Any,
+                                        },
+                                        pv.span(),
+                                    ),
+                                );
                             }
                         }
                     }
                     other => {
-                        let msg = format!("`{kname}` must be a table of inputs, found {}", type_name(other));
+                        let msg = format!(
+                            "`{kname}` must be a table of inputs, found {}",
+                            type_name(other)
+                        );
                         self.hint(val.span(), msg, format!("e.g. {kname} = {{ text = \"fetch.data\", script = {{ file = \"x.sh\" }} }}"));
                     }
                 }
@@ -361,10 +477,22 @@ impl<'a> Loader<'a> {
                     if let DeValue::String(s) = val.get_ref() {
                         let src = self.file_source(s, val.span(), dir);
                         if let Some(src) = src {
-                            inputs.insert(kname.to_string(), (Input { source: src, ty: ArtifactType::Any }, val.span()));
+                            inputs.insert(
+                                kname.to_string(),
+                                (
+                                    Input {
+                                        source: src,
+                                        ty: ArtifactType::Any,
+                                    },
+                                    val.span(),
+                                ),
+                            );
                         }
                     } else {
-                        let msg = format!("`{kname}` must be a path string, found {}", type_name(val.get_ref()));
+                        let msg = format!(
+                            "`{kname}` must be a path string, found {}",
+                            type_name(val.get_ref())
+                        );
                         self.err(val.span(), msg);
                     }
                 } else if let Some(v) = self.param_value(spec, val) {
@@ -376,10 +504,16 @@ impl<'a> Loader<'a> {
                 candidates.extend(input_table);
                 let hint = match did_you_mean(kname, candidates.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
-                    None if candidates.is_empty() => format!("kind `{}` takes no parameters", kind.name()),
+                    None if candidates.is_empty() => {
+                        format!("kind `{}` takes no parameters", kind.name())
+                    }
                     None => format!("kind `{}` takes: {}", kind.name(), candidates.join(", ")),
                 };
-                self.hint(key.span(), format!("unknown parameter `{kname}` for kind `{}`", kind.name()), hint);
+                self.hint(
+                    key.span(),
+                    format!("unknown parameter `{kname}` for kind `{}`", kind.name()),
+                    hint,
+                );
             }
         }
 
@@ -393,7 +527,11 @@ impl<'a> Loader<'a> {
                 }
                 None => self.hint(
                     span.clone(),
-                    format!("stage `{name}` is missing required parameter `{}` ({})", spec.name, spec.ty.describe()),
+                    format!(
+                        "stage `{name}` is missing required parameter `{}` ({})",
+                        spec.name,
+                        spec.ty.describe()
+                    ),
                     format!("add {} = … under [stages.{name}]: {}", spec.name, spec.doc),
                 ),
             }
@@ -402,7 +540,10 @@ impl<'a> Loader<'a> {
             if !inputs.contains_key(&port.name) {
                 self.hint(
                     span.clone(),
-                    format!("stage `{name}` is missing required input `{}` ({})", port.name, port.ty),
+                    format!(
+                        "stage `{name}` is missing required input `{}` ({})",
+                        port.name, port.ty
+                    ),
                     format!("connect it: {} = \"<stage>.<port>\"", port.name),
                 );
             }
@@ -415,7 +556,14 @@ impl<'a> Loader<'a> {
                 return None;
             }
         };
-        Some(Parsed { name, span, kind, params, inputs, signature })
+        Some(Parsed {
+            name,
+            span,
+            kind,
+            params,
+            inputs,
+            signature,
+        })
     }
 
     fn file_source(&mut self, rel: &str, span: Range<usize>, dir: &Path) -> Option<InputSource> {
@@ -424,11 +572,17 @@ impl<'a> Loader<'a> {
             self.hint(
                 span,
                 format!("file not found: `{rel}`"),
-                format!("paths are relative to the pipeline file; looked for {}", abs.display()),
+                format!(
+                    "paths are relative to the pipeline file; looked for {}",
+                    abs.display()
+                ),
             );
             return None;
         }
-        Some(InputSource::File { rel: rel.to_string(), abs })
+        Some(InputSource::File {
+            rel: rel.to_string(),
+            abs,
+        })
     }
 
     fn input_source(&mut self, v: &Spanned<DeValue>, dir: &Path) -> Option<InputSource> {
@@ -436,7 +590,10 @@ impl<'a> Loader<'a> {
         match v.get_ref() {
             DeValue::String(s) => match s.split_once('.') {
                 Some((st, port)) if !st.is_empty() && !port.is_empty() && !port.contains('.') => {
-                    Some(InputSource::Edge { stage: st.to_string(), port: port.to_string() })
+                    Some(InputSource::Edge {
+                        stage: st.to_string(),
+                        port: port.to_string(),
+                    })
                 }
                 _ => {
                     self.hint(v.span(), format!("`{s}` is not a stage output"), HINT);
@@ -458,28 +615,43 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn param_value(&mut self, spec: &crate::params::ParamSpec, v: &Spanned<DeValue>) -> Option<Value> {
+    fn param_value(
+        &mut self,
+        spec: &crate::params::ParamSpec,
+        v: &Spanned<DeValue>,
+    ) -> Option<Value> {
         let span = v.span();
         let found = type_name(v.get_ref());
         let value = match (&spec.ty, v.get_ref()) {
-            (ParamType::Int, DeValue::Integer(i)) => match i64::from_str_radix(i.as_str(), i.radix()) {
-                Ok(x) => Value::Int(x),
-                Err(_) => {
-                    self.err(span, format!("`{}` does not fit in a 64-bit integer", spec.name));
-                    return None;
+            (ParamType::Int, DeValue::Integer(i)) => {
+                match i64::from_str_radix(i.as_str(), i.radix()) {
+                    Ok(x) => Value::Int(x),
+                    Err(_) => {
+                        self.err(
+                            span,
+                            format!("`{}` does not fit in a 64-bit integer", spec.name),
+                        );
+                        return None;
+                    }
                 }
-            },
-            (ParamType::Float, DeValue::Integer(i)) => match i64::from_str_radix(i.as_str(), i.radix()) {
-                Ok(x) => Value::Float(x as f64),
-                Err(_) => {
-                    self.err(span, format!("`{}` is out of range", spec.name));
-                    return None;
+            }
+            (ParamType::Float, DeValue::Integer(i)) => {
+                match i64::from_str_radix(i.as_str(), i.radix()) {
+                    Ok(x) => Value::Float(x as f64),
+                    Err(_) => {
+                        self.err(span, format!("`{}` is out of range", spec.name));
+                        return None;
+                    }
                 }
-            },
+            }
             (ParamType::Float, DeValue::Float(f)) => match f.as_str().parse::<f64>() {
                 Ok(x) if x.is_finite() => Value::Float(x),
                 _ => {
-                    self.hint(span, format!("`{}` must be a finite number", spec.name), "nan and inf are not valid parameter values");
+                    self.hint(
+                        span,
+                        format!("`{}` must be a finite number", spec.name),
+                        "nan and inf are not valid parameter values",
+                    );
                     return None;
                 }
             },
@@ -502,7 +674,11 @@ impl<'a> Loader<'a> {
                     match it.get_ref() {
                         DeValue::String(s) => out.push(s.to_string()),
                         other => {
-                            let msg = format!("`{}` must hold strings, found {}", spec.name, type_name(other));
+                            let msg = format!(
+                                "`{}` must hold strings, found {}",
+                                spec.name,
+                                type_name(other)
+                            );
                             self.err(it.span(), msg);
                             return None;
                         }
@@ -518,7 +694,12 @@ impl<'a> Loader<'a> {
                             out.insert(k.get_ref().to_string(), s.to_string());
                         }
                         other => {
-                            let msg = format!("`{}.{}` must be a string, found {}", spec.name, k.get_ref(), type_name(other));
+                            let msg = format!(
+                                "`{}.{}` must be a string, found {}",
+                                spec.name,
+                                k.get_ref(),
+                                type_name(other)
+                            );
                             self.err(it.span(), msg);
                             return None;
                         }
@@ -527,7 +708,11 @@ impl<'a> Loader<'a> {
                 Value::Map(out)
             }
             (ty, _) => {
-                let msg = format!("bad value for `{}`: expected {}, found {found}", spec.name, ty.describe());
+                let msg = format!(
+                    "bad value for `{}`: expected {}, found {found}",
+                    spec.name,
+                    ty.describe()
+                );
                 self.hint(span, msg, spec.doc);
                 return None;
             }
@@ -543,29 +728,58 @@ impl<'a> Loader<'a> {
         let names: Vec<&str> = parsed.iter().map(|p| p.name.as_str()).collect();
         for p in parsed {
             for (port, (input, span)) in &p.inputs {
-                let InputSource::Edge { stage, port: out } = &input.source else { continue };
+                let InputSource::Edge { stage, port: out } = &input.source else {
+                    continue;
+                };
                 let Some(up) = parsed.iter().find(|q| &q.name == stage) else {
                     let hint = match did_you_mean(stage, names.iter().copied()) {
                         Some(s) => format!("did you mean `{s}.{out}`?"),
                         None => format!("stages in this pipeline: {}", names.join(", ")),
                     };
-                    self.hint(span.clone(), format!("input `{port}` of `{}` refers to unknown stage `{stage}`", p.name), hint);
+                    self.hint(
+                        span.clone(),
+                        format!(
+                            "input `{port}` of `{}` refers to unknown stage `{stage}`",
+                            p.name
+                        ),
+                        hint,
+                    );
                     continue;
                 };
                 let Some(out_port) = up.signature.outputs.iter().find(|o| &o.name == out) else {
-                    let outs: Vec<&str> = up.signature.outputs.iter().map(|o| o.name.as_str()).collect();
+                    let outs: Vec<&str> = up
+                        .signature
+                        .outputs
+                        .iter()
+                        .map(|o| o.name.as_str())
+                        .collect();
                     let hint = match did_you_mean(out, outs.iter().copied()) {
                         Some(s) => format!("did you mean `{stage}.{s}`?"),
-                        None => format!("`{stage}` ({}) has outputs: {}", up.kind.name(), outs.join(", ")),
+                        None => format!(
+                            "`{stage}` ({}) has outputs: {}",
+                            up.kind.name(),
+                            outs.join(", ")
+                        ),
                     };
-                    self.hint(span.clone(), format!("stage `{stage}` has no output port `{out}`"), hint);
+                    self.hint(
+                        span.clone(),
+                        format!("stage `{stage}` has no output port `{out}`"),
+                        hint,
+                    );
                     continue;
                 };
                 if !input.ty.accepts(out_port.ty) {
                     let hint = if out_port.ty == ArtifactType::Blob {
-                        format!("`{stage}.{out}` is untyped; import typed data with kind = \"files\" and as = \"{}\"", input.ty)
+                        format!(
+                            "`{stage}.{out}` is untyped; import typed data with kind = \"files\" and as = \"{}\"",
+                            input.ty
+                        )
                     } else {
-                        format!("input `{port}` of kind `{}` expects {}", p.kind.name(), input.ty)
+                        format!(
+                            "input `{port}` of kind `{}` expects {}",
+                            p.kind.name(),
+                            input.ty
+                        )
                     };
                     self.hint(
                         span.clone(),

@@ -22,15 +22,43 @@ use std::fmt;
 pub enum Reason {
     NoRecord,
     Forced,
-    KindChanged { old: String, new: String },
-    VersionChanged { old: u32, new: u32 },
-    Param { name: String, old: Option<String>, new: Option<String> },
-    Seed { old: u64, new: u64 },
-    File { port: String, path: String },
-    Input { port: String, from: String },
-    UpstreamRuns { port: String, from: String },
-    OutputMissing { port: String, digest: Digest },
-    OutputCorrupt { port: String, digest: Digest },
+    KindChanged {
+        old: String,
+        new: String,
+    },
+    VersionChanged {
+        old: u32,
+        new: u32,
+    },
+    Param {
+        name: String,
+        old: Option<String>,
+        new: Option<String>,
+    },
+    Seed {
+        old: u64,
+        new: u64,
+    },
+    File {
+        port: String,
+        path: String,
+    },
+    Input {
+        port: String,
+        from: String,
+    },
+    UpstreamRuns {
+        port: String,
+        from: String,
+    },
+    OutputMissing {
+        port: String,
+        digest: Digest,
+    },
+    OutputCorrupt {
+        port: String,
+        digest: Digest,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -39,17 +67,35 @@ impl fmt::Display for Reason {
             Reason::NoRecord => write!(f, "no record (never run with these inputs)"),
             Reason::Forced => write!(f, "forced with --force"),
             Reason::KindChanged { old, new } => write!(f, "kind {old} → {new}"),
-            Reason::VersionChanged { old, new } => write!(f, "kind implementation version {old} → {new}"),
-            Reason::Param { name, old: Some(o), new: Some(n) } => write!(f, "param `{name}` {o} → {n}"),
-            Reason::Param { name, old: None, new: Some(n) } => write!(f, "param `{name}` added ({n})"),
-            Reason::Param { name, old: Some(o), new: None } => write!(f, "param `{name}` removed (was {o})"),
+            Reason::VersionChanged { old, new } => {
+                write!(f, "kind implementation version {old} → {new}")
+            }
+            Reason::Param {
+                name,
+                old: Some(o),
+                new: Some(n),
+            } => write!(f, "param `{name}` {o} → {n}"),
+            Reason::Param {
+                name,
+                old: None,
+                new: Some(n),
+            } => write!(f, "param `{name}` added ({n})"),
+            Reason::Param {
+                name,
+                old: Some(o),
+                new: None,
+            } => write!(f, "param `{name}` removed (was {o})"),
             Reason::Param { name, .. } => write!(f, "param `{name}` changed"),
             Reason::Seed { old, new } => write!(f, "seed {old} → {new}"),
             Reason::File { path, .. } => write!(f, "file `{path}` changed"),
             Reason::Input { from, .. } => write!(f, "input `{from}` changed"),
             Reason::UpstreamRuns { from, .. } => write!(f, "input `{from}` will be rebuilt"),
-            Reason::OutputMissing { port, digest } => write!(f, "output `{port}` missing ({})", digest.short()),
-            Reason::OutputCorrupt { port, digest } => write!(f, "output `{port}` corrupt (expected {})", digest.short()),
+            Reason::OutputMissing { port, digest } => {
+                write!(f, "output `{port}` missing ({})", digest.short())
+            }
+            Reason::OutputCorrupt { port, digest } => {
+                write!(f, "output `{port}` corrupt (expected {})", digest.short())
+            }
         }
     }
 }
@@ -65,7 +111,10 @@ pub struct Resolved {
 #[derive(Debug, Clone)]
 pub enum Decision {
     Fresh(Box<Record>),
-    Run { resolved: Resolved, reasons: Vec<Reason> },
+    Run {
+        resolved: Resolved,
+        reasons: Vec<Reason>,
+    },
 }
 
 /// Output digests of stages already decided, by stage name.
@@ -74,25 +123,51 @@ pub type Known = HashMap<String, BTreeMap<String, OutputRecord>>;
 /// Computes a stage's key. Returns the pending-input reasons instead when an upstream stage
 /// has not been decided (it will rerun). With `import`, file inputs are copied into the
 /// store so the stage reads an immutable copy.
-pub fn resolve(store: &Store, stage: &Stage, known: &Known, import: bool) -> anyhow::Result<Result<Resolved, Vec<Reason>>> {
+pub fn resolve(
+    store: &Store,
+    stage: &Stage,
+    known: &Known,
+    import: bool,
+) -> anyhow::Result<Result<Resolved, Vec<Reason>>> {
     let mut inputs = BTreeMap::new();
     let mut pending = Vec::new();
     for (port, input) in &stage.inputs {
         let from = input.source.describe();
         match &input.source {
-            InputSource::Edge { stage: up, port: out } => match known.get(up).and_then(|o| o.get(out)) {
+            InputSource::Edge {
+                stage: up,
+                port: out,
+            } => match known.get(up).and_then(|o| o.get(out)) {
                 Some(o) => {
-                    inputs.insert(port.clone(), InputRecord { digest: o.digest, from });
+                    inputs.insert(
+                        port.clone(),
+                        InputRecord {
+                            digest: o.digest,
+                            from,
+                        },
+                    );
                 }
-                None => pending.push(Reason::UpstreamRuns { port: port.clone(), from }),
+                None => pending.push(Reason::UpstreamRuns {
+                    port: port.clone(),
+                    from,
+                }),
             },
             InputSource::File { abs, rel } => {
                 let hashed = if import {
                     store.import(abs)?
                 } else {
-                    store.stat.hash(abs).with_context(|| format!("hashing {rel}"))?
+                    store
+                        .stat
+                        .hash(abs)
+                        .with_context(|| format!("hashing {rel}"))?
                 };
-                inputs.insert(port.clone(), InputRecord { digest: hashed.digest, from });
+                inputs.insert(
+                    port.clone(),
+                    InputRecord {
+                        digest: hashed.digest,
+                        from,
+                    },
+                );
             }
         }
     }
@@ -107,18 +182,34 @@ pub fn resolve(store: &Store, stage: &Stage, known: &Known, import: bool) -> any
         inputs.iter().map(|(k, v)| (k.as_str(), &v.digest)),
         stage.seed,
     );
-    Ok(Ok(Resolved { key, params, inputs }))
+    Ok(Ok(Resolved {
+        key,
+        params,
+        inputs,
+    }))
 }
 
 /// Fresh or run, with reasons. `previous` is the record the lock last named for this stage.
-pub fn decide(store: &Store, stage: &Stage, resolved: Resolved, previous: Option<&Record>, forced: bool) -> anyhow::Result<Decision> {
+pub fn decide(
+    store: &Store,
+    stage: &Stage,
+    resolved: Resolved,
+    previous: Option<&Record>,
+    forced: bool,
+) -> anyhow::Result<Decision> {
     if let Some(rec) = store.read_record(&resolved.key)? {
         let mut reasons = Vec::new();
         for (port, out) in &rec.outputs {
             match store.object_status(&out.digest) {
                 ObjectStatus::Intact => {}
-                ObjectStatus::Missing => reasons.push(Reason::OutputMissing { port: port.clone(), digest: out.digest }),
-                ObjectStatus::Corrupt { .. } => reasons.push(Reason::OutputCorrupt { port: port.clone(), digest: out.digest }),
+                ObjectStatus::Missing => reasons.push(Reason::OutputMissing {
+                    port: port.clone(),
+                    digest: out.digest,
+                }),
+                ObjectStatus::Corrupt { .. } => reasons.push(Reason::OutputCorrupt {
+                    port: port.clone(),
+                    digest: out.digest,
+                }),
             }
         }
         if forced {
@@ -137,28 +228,50 @@ pub fn decide(store: &Store, stage: &Stage, resolved: Resolved, previous: Option
 }
 
 fn explain(stage: &Stage, new: &Resolved, prev: Option<&Record>) -> Vec<Reason> {
-    let Some(prev) = prev else { return vec![Reason::NoRecord] };
+    let Some(prev) = prev else {
+        return vec![Reason::NoRecord];
+    };
     let mut reasons = Vec::new();
     if prev.kind != stage.kind.name() {
-        reasons.push(Reason::KindChanged { old: prev.kind.clone(), new: stage.kind.name().into() });
+        reasons.push(Reason::KindChanged {
+            old: prev.kind.clone(),
+            new: stage.kind.name().into(),
+        });
     } else if prev.version != stage.kind.version() {
-        reasons.push(Reason::VersionChanged { old: prev.version, new: stage.kind.version() });
+        reasons.push(Reason::VersionChanged {
+            old: prev.version,
+            new: stage.kind.version(),
+        });
     }
-    let names: std::collections::BTreeSet<&String> = prev.params.keys().chain(new.params.keys()).collect();
+    let names: std::collections::BTreeSet<&String> =
+        prev.params.keys().chain(new.params.keys()).collect();
     for name in names {
         let (o, n) = (prev.params.get(name), new.params.get(name));
         if o != n {
-            reasons.push(Reason::Param { name: name.clone(), old: o.cloned(), new: n.cloned() });
+            reasons.push(Reason::Param {
+                name: name.clone(),
+                old: o.cloned(),
+                new: n.cloned(),
+            });
         }
     }
     if prev.seed != stage.seed {
-        reasons.push(Reason::Seed { old: prev.seed, new: stage.seed });
+        reasons.push(Reason::Seed {
+            old: prev.seed,
+            new: stage.seed,
+        });
     }
     for (port, inp) in &new.inputs {
         if prev.inputs.get(port).map(|p| p.digest) != Some(inp.digest) {
             reasons.push(match stage.inputs.get(port).map(|i| &i.source) {
-                Some(InputSource::File { rel, .. }) => Reason::File { port: port.clone(), path: rel.clone() },
-                _ => Reason::Input { port: port.clone(), from: inp.from.clone() },
+                Some(InputSource::File { rel, .. }) => Reason::File {
+                    port: port.clone(),
+                    path: rel.clone(),
+                },
+                _ => Reason::Input {
+                    port: port.clone(),
+                    from: inp.from.clone(),
+                },
             });
         }
     }
@@ -212,21 +325,46 @@ pub fn plan(store: &Store, pipeline: &Pipeline, forced: &[String]) -> anyhow::Re
     for &i in &pipeline.order {
         let st = &pipeline.stages[i];
         let planned = match resolve(store, st, &known, false)? {
-            Err(pending) => PlannedStage { name: st.name.clone(), kind: st.kind.name().into(), state: "run", key: None, reasons: pending },
+            Err(pending) => PlannedStage {
+                name: st.name.clone(),
+                kind: st.kind.name().into(),
+                state: "run",
+                key: None,
+                reasons: pending,
+            },
             Ok(resolved) => {
                 let key = resolved.key;
-                match decide(store, st, resolved, previous.get(&st.name), forced.contains(&st.name))? {
+                match decide(
+                    store,
+                    st,
+                    resolved,
+                    previous.get(&st.name),
+                    forced.contains(&st.name),
+                )? {
                     Decision::Fresh(rec) => {
                         known.insert(st.name.clone(), rec.outputs.clone());
-                        PlannedStage { name: st.name.clone(), kind: st.kind.name().into(), state: "fresh", key: Some(key), reasons: vec![] }
+                        PlannedStage {
+                            name: st.name.clone(),
+                            kind: st.kind.name().into(),
+                            state: "fresh",
+                            key: Some(key),
+                            reasons: vec![],
+                        }
                     }
-                    Decision::Run { reasons, .. } => {
-                        PlannedStage { name: st.name.clone(), kind: st.kind.name().into(), state: "run", key: Some(key), reasons }
-                    }
+                    Decision::Run { reasons, .. } => PlannedStage {
+                        name: st.name.clone(),
+                        kind: st.kind.name().into(),
+                        state: "run",
+                        key: Some(key),
+                        reasons,
+                    },
                 }
             }
         };
         stages.push(planned);
     }
-    Ok(Plan { pipeline: pipeline.name.clone(), stages })
+    Ok(Plan {
+        pipeline: pipeline.name.clone(),
+        stages,
+    })
 }

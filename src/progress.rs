@@ -12,7 +12,9 @@ pub struct Progress {
 
 impl Progress {
     pub fn hidden() -> Self {
-        Progress { bar: ProgressBar::hidden() }
+        Progress {
+            bar: ProgressBar::hidden(),
+        }
     }
 
     pub(crate) fn from_bar(bar: ProgressBar) -> Self {

@@ -20,7 +20,11 @@ pub struct PortSpec {
 
 impl PortSpec {
     pub fn new(name: &str, ty: ArtifactType, doc: &'static str) -> Self {
-        PortSpec { name: name.to_string(), ty, doc }
+        PortSpec {
+            name: name.to_string(),
+            ty,
+            doc,
+        }
     }
 }
 
@@ -55,7 +59,10 @@ pub trait StageKind: Send + Sync + 'static {
     }
     /// The stage's ports once its parameters are known. The default is the fixed ports.
     fn signature(&self, _params: &Params) -> Result<Signature, String> {
-        Ok(Signature { inputs: self.inputs(), outputs: self.outputs() })
+        Ok(Signature {
+            inputs: self.inputs(),
+            outputs: self.outputs(),
+        })
     }
     /// Does the work: reads `ctx.input(..)`, writes every declared `ctx.output(..)`.
     fn run(&self, ctx: &mut StageContext) -> anyhow::Result<()>;
@@ -68,7 +75,9 @@ pub struct Registry {
 
 impl Registry {
     pub fn empty() -> Self {
-        Registry { kinds: BTreeMap::new() }
+        Registry {
+            kinds: BTreeMap::new(),
+        }
     }
 
     /// Every kind built into hhi.

@@ -7,11 +7,11 @@ use crate::lockfile::{LockFile, LockedOutput, LockedStage};
 use crate::pipeline::{Pipeline, Stage};
 use crate::plan::{self, Decision, Known, Reason, Resolved};
 use crate::progress::Progress;
+use crate::store::Store;
 use crate::store::fsutil;
 use crate::store::hash::Digest;
 use crate::store::lock::StoreLock;
 use crate::store::record::{OutputRecord, Record};
-use crate::store::Store;
 use anyhow::{Context, anyhow};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use serde::Serialize;
@@ -38,7 +38,9 @@ impl Default for RunOptions {
         RunOptions {
             targets: Vec::new(),
             force: Vec::new(),
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             wait_for_lock: true,
             progress: false,
         }
@@ -72,11 +74,17 @@ pub struct RunReport {
 
 impl RunReport {
     pub fn success(&self) -> bool {
-        !self.stages.iter().any(|s| matches!(s.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }))
+        !self
+            .stages
+            .iter()
+            .any(|s| matches!(s.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }))
     }
 
     pub fn outcome(&self, stage: &str) -> Option<&Outcome> {
-        self.stages.iter().find(|s| s.name == stage).map(|s| &s.outcome)
+        self.stages
+            .iter()
+            .find(|s| s.name == stage)
+            .map(|s| &s.outcome)
     }
 
     /// One line per stage, then the failures in full, then a total.
@@ -96,7 +104,11 @@ impl RunReport {
                 }
                 Outcome::Failed { error } => {
                     failed += 1;
-                    format!("  failed   {:width$}  {}", s.name, error.lines().next().unwrap_or(""))
+                    format!(
+                        "  failed   {:width$}  {}",
+                        s.name,
+                        error.lines().next().unwrap_or("")
+                    )
                 }
                 Outcome::Skipped { because } => {
                     skipped += 1;
@@ -121,7 +133,13 @@ impl RunReport {
 }
 
 pub fn fmt_secs(s: f64) -> String {
-    if s < 1.0 { format!("{:.0}ms", s * 1000.0) } else if s < 120.0 { format!("{s:.1}s") } else { format!("{:.0}m{:02.0}s", (s / 60.0).floor(), s % 60.0) }
+    if s < 1.0 {
+        format!("{:.0}ms", s * 1000.0)
+    } else if s < 120.0 {
+        format!("{s:.1}s")
+    } else {
+        format!("{:.0}m{:02.0}s", (s / 60.0).floor(), s % 60.0)
+    }
 }
 
 /// Peak resident memory of this process so far (Linux `VmHWM`).
@@ -145,17 +163,30 @@ pub struct Job {
 /// at any point leaves the stage either complete or absent. Used by `run` and by
 /// `audit --reproduce` (against a scratch store).
 pub fn execute(store: &Store, job: Job, progress: Progress) -> anyhow::Result<Record> {
-    let Job { stage, pipeline_name, pipeline_dir, backend, resolved } = job;
+    let Job {
+        stage,
+        pipeline_name,
+        pipeline_dir,
+        backend,
+        resolved,
+    } = job;
     let key = resolved.key;
     let staging = store.staging_path(&stage.name);
     std::fs::create_dir_all(&staging).context("creating a staging folder")?;
     let work = store.work_dir(&key);
     std::fs::create_dir_all(&work).context("creating the work folder")?;
     std::fs::create_dir_all(store.root().join("logs"))?;
-    let inputs: BTreeMap<String, PathBuf> =
-        resolved.inputs.iter().map(|(p, i)| (p.clone(), store.object_path(&i.digest))).collect();
-    let outputs: BTreeMap<String, PathBuf> =
-        stage.signature.outputs.iter().map(|o| (o.name.clone(), staging.join(&o.name))).collect();
+    let inputs: BTreeMap<String, PathBuf> = resolved
+        .inputs
+        .iter()
+        .map(|(p, i)| (p.clone(), store.object_path(&i.digest)))
+        .collect();
+    let outputs: BTreeMap<String, PathBuf> = stage
+        .signature
+        .outputs
+        .iter()
+        .map(|o| (o.name.clone(), staging.join(&o.name)))
+        .collect();
     let mut ctx = StageContext::new(
         stage.name.clone(),
         stage.params.clone(),
@@ -175,10 +206,23 @@ pub fn execute(store: &Store, job: Job, progress: Progress) -> anyhow::Result<Re
         for spec in &stage.signature.outputs {
             let path = &outputs[&spec.name];
             if std::fs::symlink_metadata(path).is_err() {
-                return Err(anyhow!("the stage did not write its output `{}`", spec.name));
+                return Err(anyhow!(
+                    "the stage did not write its output `{}`",
+                    spec.name
+                ));
             }
-            let h = store.publish(path).with_context(|| format!("publishing output `{}`", spec.name))?;
-            published.insert(spec.name.clone(), OutputRecord { digest: h.digest, size: h.size, object: h.kind, ty: spec.ty });
+            let h = store
+                .publish(path)
+                .with_context(|| format!("publishing output `{}`", spec.name))?;
+            published.insert(
+                spec.name.clone(),
+                OutputRecord {
+                    digest: h.digest,
+                    size: h.size,
+                    object: h.kind,
+                    ty: spec.ty,
+                },
+            );
         }
         Ok(published)
     });
@@ -233,12 +277,17 @@ pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow:
             let hint = crate::diag::did_you_mean(name, names.iter().copied())
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("stages: {}", names.join(", ")));
-            anyhow::bail!("no stage named `{name}` in {}\n  = help: {hint}", pipeline.path.display());
+            anyhow::bail!(
+                "no stage named `{name}` in {}\n  = help: {hint}",
+                pipeline.path.display()
+            );
         }
     }
     let what = format!("hhi run {}", pipeline.path.display());
     let _lock = StoreLock::acquire(store.root(), opts.wait_for_lock, &what)?;
-    store.init().with_context(|| format!("creating the store {}", store.root().display()))?;
+    store
+        .init()
+        .with_context(|| format!("creating the store {}", store.root().display()))?;
     store.clean_tmp()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(opts.jobs.max(1))
@@ -249,7 +298,11 @@ pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow:
     Ok(report)
 }
 
-async fn schedule(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow::Result<RunReport> {
+async fn schedule(
+    pipeline: &Pipeline,
+    store: Arc<Store>,
+    opts: &RunOptions,
+) -> anyhow::Result<RunReport> {
     let clock = Instant::now();
     let lock_path = pipeline.lock_path();
     let old_lock = LockFile::read(&lock_path)?;
@@ -257,17 +310,30 @@ async fn schedule(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> 
     let selected: BTreeSet<usize> = if opts.targets.is_empty() {
         (0..pipeline.stages.len()).collect()
     } else {
-        let idx: Vec<usize> = opts.targets.iter().filter_map(|t| pipeline.stage_index(t)).collect();
+        let idx: Vec<usize> = opts
+            .targets
+            .iter()
+            .filter_map(|t| pipeline.stage_index(t))
+            .collect();
         pipeline.dag.ancestors(&idx)
     };
-    let mp = MultiProgress::with_draw_target(if opts.progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    let mp = MultiProgress::with_draw_target(if opts.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
     let jobs = opts.jobs.max(1);
     let n = pipeline.stages.len();
     let mut status: Vec<Status> = vec![Status::Pending; n];
     let mut reports: Vec<StageReport> = pipeline
         .stages
         .iter()
-        .map(|s| StageReport { name: s.name.clone(), key: None, outcome: Outcome::NotSelected, reasons: vec![] })
+        .map(|s| StageReport {
+            name: s.name.clone(),
+            key: None,
+            outcome: Outcome::NotSelected,
+            reasons: vec![],
+        })
         .collect();
     let mut known = Known::new();
     let mut running = tokio::task::JoinSet::new();
@@ -283,29 +349,45 @@ async fn schedule(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> 
                     continue;
                 }
                 let ups = pipeline.dag.upstream(i);
-                if let Some(&bad) = ups.iter().find(|&&u| matches!(status[u], Status::Failed | Status::Skipped)) {
+                if let Some(&bad) = ups
+                    .iter()
+                    .find(|&&u| matches!(status[u], Status::Failed | Status::Skipped))
+                {
                     status[i] = Status::Skipped;
                     let because = match status[bad] {
-                        Status::Failed => format!("upstream `{}` failed", pipeline.stages[bad].name),
+                        Status::Failed => {
+                            format!("upstream `{}` failed", pipeline.stages[bad].name)
+                        }
                         _ => format!("upstream `{}` was skipped", pipeline.stages[bad].name),
                     };
                     reports[i].outcome = Outcome::Skipped { because };
                     progressed = true;
                     continue;
                 }
-                if !ups.iter().all(|&u| matches!(status[u], Status::Done(..))) || running.len() >= jobs {
+                if !ups.iter().all(|&u| matches!(status[u], Status::Done(..)))
+                    || running.len() >= jobs
+                {
                     continue;
                 }
                 let st = &pipeline.stages[i];
                 let decided = plan::resolve(&store, st, &known, true).and_then(|r| {
-                    let resolved = r.map_err(|_| anyhow!("inputs of `{}` are not ready", st.name))?;
-                    plan::decide(&store, st, resolved, previous.get(&st.name), opts.force.contains(&st.name))
+                    let resolved =
+                        r.map_err(|_| anyhow!("inputs of `{}` are not ready", st.name))?;
+                    plan::decide(
+                        &store,
+                        st,
+                        resolved,
+                        previous.get(&st.name),
+                        opts.force.contains(&st.name),
+                    )
                 });
                 progressed = true;
                 match decided {
                     Err(e) => {
                         status[i] = Status::Failed;
-                        reports[i].outcome = Outcome::Failed { error: format!("{e:#}") };
+                        reports[i].outcome = Outcome::Failed {
+                            error: format!("{e:#}"),
+                        };
                     }
                     Ok(Decision::Fresh(rec)) => {
                         known.insert(st.name.clone(), rec.outputs.clone());
@@ -317,7 +399,11 @@ async fn schedule(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> 
                         tracing::info!(
                             "running `{}`: {}",
                             st.name,
-                            reasons.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; ")
+                            reasons
+                                .iter()
+                                .map(|r| r.to_string())
+                                .collect::<Vec<_>>()
+                                .join("; ")
                         );
                         reports[i].key = Some(resolved.key);
                         reports[i].reasons = reasons;
@@ -335,8 +421,12 @@ async fn schedule(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> 
                         let store = store.clone();
                         let started = Instant::now();
                         running.spawn_blocking(move || {
-                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(&store, job, progress)))
-                                .unwrap_or_else(|p| Err(anyhow!("the stage panicked: {}", panic_message(&p))));
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                execute(&store, job, progress)
+                            }))
+                            .unwrap_or_else(|p| {
+                                Err(anyhow!("the stage panicked: {}", panic_message(&p)))
+                            });
                             (i, started, r)
                         });
                         status[i] = Status::Running;
@@ -344,7 +434,9 @@ async fn schedule(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> 
                 }
             }
         }
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         let (i, started, result) = joined.context("a stage's thread was lost")?;
         if let Some(b) = bars.remove(&i) {
             b.finish();
@@ -352,24 +444,50 @@ async fn schedule(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> 
         match result {
             Ok(rec) => {
                 known.insert(pipeline.stages[i].name.clone(), rec.outputs.clone());
-                reports[i].outcome = Outcome::Ran { seconds: started.elapsed().as_secs_f64() };
+                reports[i].outcome = Outcome::Ran {
+                    seconds: started.elapsed().as_secs_f64(),
+                };
                 status[i] = Status::Done(rec.outputs, rec.key);
             }
             Err(e) => {
                 status[i] = Status::Failed;
-                reports[i].outcome = Outcome::Failed { error: format!("{e:#}") };
+                reports[i].outcome = Outcome::Failed {
+                    error: format!("{e:#}"),
+                };
             }
         }
     }
 
     // The lock names every stage that is complete now; stages not run this time keep their
     // previous entries so a `--target` run does not forget the rest.
-    let mut lock = LockFile { version: 1, pipeline: pipeline.name.clone(), stages: BTreeMap::new() };
+    let mut lock = LockFile {
+        version: 1,
+        pipeline: pipeline.name.clone(),
+        stages: BTreeMap::new(),
+    };
     for (i, st) in pipeline.stages.iter().enumerate() {
         match &status[i] {
             Status::Done(outs, key) => {
-                let outputs = outs.iter().map(|(p, o)| (p.clone(), LockedOutput { digest: o.digest, size: o.size })).collect();
-                lock.stages.insert(st.name.clone(), LockedStage { kind: st.kind.name().into(), key: *key, outputs });
+                let outputs = outs
+                    .iter()
+                    .map(|(p, o)| {
+                        (
+                            p.clone(),
+                            LockedOutput {
+                                digest: o.digest,
+                                size: o.size,
+                            },
+                        )
+                    })
+                    .collect();
+                lock.stages.insert(
+                    st.name.clone(),
+                    LockedStage {
+                        kind: st.kind.name().into(),
+                        key: *key,
+                        outputs,
+                    },
+                );
             }
             _ => {
                 if let Some(old) = old_lock.as_ref().and_then(|l| l.stages.get(&st.name)) {
@@ -380,7 +498,11 @@ async fn schedule(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> 
     }
     lock.write(&lock_path)?;
     write_run_ref(&store, pipeline, &lock)?;
-    Ok(RunReport { pipeline: pipeline.name.clone(), stages: reports, seconds: clock.elapsed().as_secs_f64() })
+    Ok(RunReport {
+        pipeline: pipeline.name.clone(),
+        stages: reports,
+        seconds: clock.elapsed().as_secs_f64(),
+    })
 }
 
 #[derive(Serialize, serde::Deserialize)]
@@ -404,10 +526,16 @@ fn write_run_ref(store: &Store, pipeline: &Pipeline, lock: &LockFile) -> anyhow:
     let r = RunRef {
         pipeline: std::path::absolute(&pipeline.path)?,
         lock: std::path::absolute(pipeline.lock_path())?,
-        stages: lock.stages.iter().map(|(n, s)| (n.clone(), s.key)).collect(),
+        stages: lock
+            .stages
+            .iter()
+            .map(|(n, s)| (n.clone(), s.key))
+            .collect(),
     };
     let bytes = serde_json::to_vec_pretty(&r)?;
-    let path = store.runs_dir().join(format!("{}.json", Digest::of_bytes(&bytes).short()));
+    let path = store
+        .runs_dir()
+        .join(format!("{}.json", Digest::of_bytes(&bytes).short()));
     match std::fs::File::options().write(true).open(&path) {
         Ok(f) => f.set_modified(SystemTime::now())?,
         Err(_) => fsutil::write_atomic(&path, &bytes)?,

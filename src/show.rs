@@ -4,47 +4,83 @@ use crate::lockfile::LockFile;
 use crate::pipeline::Pipeline;
 use crate::plan::Plan;
 use crate::scheduler::run_refs;
-use crate::store::record::Record;
 use crate::store::Store;
+use crate::store::record::Record;
 use anyhow::bail;
 
 /// Finds a record by stage name (through `pipeline`'s lock, else the newest run that had
 /// such a stage), by cache key, or by the digest of one of its outputs. Hex prefixes of at
 /// least 6 digits are accepted.
-pub fn find_record(store: &Store, what: &str, pipeline: Option<&Pipeline>) -> anyhow::Result<Record> {
+pub fn find_record(
+    store: &Store,
+    what: &str,
+    pipeline: Option<&Pipeline>,
+) -> anyhow::Result<Record> {
     let is_hex = what.len() >= 6 && what.chars().all(|c| c.is_ascii_hexdigit());
     if !is_hex {
         let key = match pipeline {
-            Some(p) => LockFile::read(&p.lock_path())?.and_then(|l| l.stages.get(what).map(|s| s.key)),
-            None => run_refs(store).into_iter().find_map(|(_, r)| r.stages.get(what).copied()),
+            Some(p) => {
+                LockFile::read(&p.lock_path())?.and_then(|l| l.stages.get(what).map(|s| s.key))
+            }
+            None => run_refs(store)
+                .into_iter()
+                .find_map(|(_, r)| r.stages.get(what).copied()),
         };
         let Some(key) = key else {
-            bail!("no stage `{what}` in any recorded run\n  = help: give a stage name from a pipeline you have run, a cache key or an artifact digest");
+            bail!(
+                "no stage `{what}` in any recorded run\n  = help: give a stage name from a pipeline you have run, a cache key or an artifact digest"
+            );
         };
-        return store.read_record(&key)?.ok_or_else(|| anyhow::anyhow!("the record for `{what}` is gone (collected by gc?)"));
+        return store
+            .read_record(&key)?
+            .ok_or_else(|| anyhow::anyhow!("the record for `{what}` is gone (collected by gc?)"));
     }
     let what = what.to_ascii_lowercase();
     let records = store.records();
-    let by_key: Vec<&Record> = records.iter().filter(|r| r.key.hex().starts_with(&what)).collect();
+    let by_key: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.key.hex().starts_with(&what))
+        .collect();
     let hits: Vec<&Record> = if by_key.is_empty() {
-        records.iter().filter(|r| r.outputs.values().any(|o| o.digest.hex().starts_with(&what))).collect()
+        records
+            .iter()
+            .filter(|r| {
+                r.outputs
+                    .values()
+                    .any(|o| o.digest.hex().starts_with(&what))
+            })
+            .collect()
     } else {
         by_key
     };
     match hits.as_slice() {
         [one] => Ok((*one).clone()),
         [] => bail!("no record has key or output digest {what}"),
-        many => bail!("{what} is ambiguous: {} records match; give more digits", many.len()),
+        many => bail!(
+            "{what} is ambiguous: {} records match; give more digits",
+            many.len()
+        ),
     }
 }
 
 pub fn render_record(r: &Record) -> String {
     let mut s = String::new();
-    s.push_str(&format!("stage     {} ({} v{}) in pipeline {}\n", r.stage, r.kind, r.version, r.pipeline));
+    s.push_str(&format!(
+        "stage     {} ({} v{}) in pipeline {}\n",
+        r.stage, r.kind, r.version, r.pipeline
+    ));
     s.push_str(&format!("key       {}\n", r.key));
     s.push_str(&format!("seed      {}\n", r.seed));
-    s.push_str(&format!("ran       {} → {} ({})\n", r.started, r.finished, crate::scheduler::fmt_secs(r.duration_s)));
-    s.push_str(&format!("on        backend {}, device {}, hhi {}\n", r.backend, r.device, r.hhi_version));
+    s.push_str(&format!(
+        "ran       {} → {} ({})\n",
+        r.started,
+        r.finished,
+        crate::scheduler::fmt_secs(r.duration_s)
+    ));
+    s.push_str(&format!(
+        "on        backend {}, device {}, hhi {}\n",
+        r.backend, r.device, r.hhi_version
+    ));
     if let Some(m) = r.peak_rss_bytes {
         s.push_str(&format!("peak mem  {}\n", crate::audit::human_bytes(m)));
     }
@@ -58,7 +94,13 @@ pub fn render_record(r: &Record) -> String {
     }
     s.push_str("outputs\n");
     for (k, v) in &r.outputs {
-        s.push_str(&format!("  {k}: {} {:?} {} ({})\n", v.ty, v.object, v.digest, crate::audit::human_bytes(v.size)));
+        s.push_str(&format!(
+            "  {k}: {} {:?} {} ({})\n",
+            v.ty,
+            v.object,
+            v.digest,
+            crate::audit::human_bytes(v.size)
+        ));
     }
     if !r.figures.is_empty() {
         s.push_str("figures\n");
@@ -71,28 +113,65 @@ pub fn render_record(r: &Record) -> String {
 
 /// The DAG in Graphviz dot or Mermaid, each stage labelled with its state from `plan`.
 pub fn render_graph(pipeline: &Pipeline, plan: &Plan, mermaid: bool) -> String {
-    let state = |name: &str| plan.stages.iter().find(|s| s.name == name).map(|s| s.state).unwrap_or("?");
+    let state = |name: &str| {
+        plan.stages
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.state)
+            .unwrap_or("?")
+    };
     let mut out = String::new();
     let id = |name: &str| name.replace('-', "_");
     if mermaid {
         out.push_str("flowchart LR\n");
         for st in &pipeline.stages {
-            out.push_str(&format!("  {}[\"{}<br/>{} · {}\"]:::{}\n", id(&st.name), st.name, st.kind.name(), state(&st.name), state(&st.name)));
+            out.push_str(&format!(
+                "  {}[\"{}<br/>{} · {}\"]:::{}\n",
+                id(&st.name),
+                st.name,
+                st.kind.name(),
+                state(&st.name),
+                state(&st.name)
+            ));
         }
     } else {
-        out.push_str(&format!("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=filled];\n", pipeline.name));
+        out.push_str(&format!(
+            "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=filled];\n",
+            pipeline.name
+        ));
         for st in &pipeline.stages {
-            let color = if state(&st.name) == "fresh" { "palegreen" } else { "lightsalmon" };
-            out.push_str(&format!("  \"{}\" [label=\"{}\\n{} · {}\", fillcolor={color}];\n", st.name, st.name, st.kind.name(), state(&st.name)));
+            let color = if state(&st.name) == "fresh" {
+                "palegreen"
+            } else {
+                "lightsalmon"
+            };
+            out.push_str(&format!(
+                "  \"{}\" [label=\"{}\\n{} · {}\", fillcolor={color}];\n",
+                st.name,
+                st.name,
+                st.kind.name(),
+                state(&st.name)
+            ));
         }
     }
     for st in &pipeline.stages {
         for (port, input) in &st.inputs {
-            if let crate::pipeline::InputSource::Edge { stage, port: out_port } = &input.source {
+            if let crate::pipeline::InputSource::Edge {
+                stage,
+                port: out_port,
+            } = &input.source
+            {
                 if mermaid {
-                    out.push_str(&format!("  {} -->|{out_port} → {port}| {}\n", id(stage), id(&st.name)));
+                    out.push_str(&format!(
+                        "  {} -->|{out_port} → {port}| {}\n",
+                        id(stage),
+                        id(&st.name)
+                    ));
                 } else {
-                    out.push_str(&format!("  \"{stage}\" -> \"{}\" [label=\"{out_port} → {port}\"];\n", st.name));
+                    out.push_str(&format!(
+                        "  \"{stage}\" -> \"{}\" [label=\"{out_port} → {port}\"];\n",
+                        st.name
+                    ));
                 }
             }
         }

@@ -19,7 +19,10 @@ fn rendezvous(p: &Project, timeout: u32) {
             timeout * 10
         )
     };
-    p.write("p.toml", &format!("{}{}", stage("left", "right"), stage("right", "left")));
+    p.write(
+        "p.toml",
+        &format!("{}{}", stage("left", "right"), stage("right", "left")),
+    );
 }
 
 #[test]
@@ -49,14 +52,38 @@ const SLOW: &str = "[stages.slow]\nkind = \"command\"\noutputs = [\"o\"]\nrun = 
 fn two_runs_on_one_store_both_succeed() {
     let p = Project::new();
     p.write("p.toml", SLOW);
-    let a = p.cmd(&["run", "p.toml", "--json"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let b = p.cmd(&["run", "p.toml", "--json"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let a = p
+        .cmd(&["run", "p.toml", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = p
+        .cmd(&["run", "p.toml", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert!(a.status.success() && b.status.success(), "{}\n{}", text(&a.stderr), text(&b.stderr));
-    let mut states: Vec<String> = [&a, &b].iter().map(|o| outcomes(&text(&o.stdout))["slow"].clone()).collect();
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n{}",
+        text(&a.stderr),
+        text(&b.stderr)
+    );
+    let mut states: Vec<String> = [&a, &b]
+        .iter()
+        .map(|o| outcomes(&text(&o.stdout))["slow"].clone())
+        .collect();
     states.sort();
-    assert_eq!(states, ["fresh", "ran"], "one ran the stage, the other waited and found it fresh");
-    let waited = [&a, &b].iter().any(|o| text(&o.stderr).contains("waiting for the store"));
+    assert_eq!(
+        states,
+        ["fresh", "ran"],
+        "one ran the stage, the other waited and found it fresh"
+    );
+    let waited = [&a, &b]
+        .iter()
+        .any(|o| text(&o.stderr).contains("waiting for the store"));
     assert!(waited, "the second process says whom it waits for");
     assert!(p.ok(&["audit", "p.toml", "--all"]).contains("no problems"));
 }
@@ -65,15 +92,26 @@ fn two_runs_on_one_store_both_succeed() {
 fn no_wait_fails_clearly_while_the_store_is_busy() {
     let p = Project::new();
     p.write("p.toml", SLOW);
-    let mut first = p.cmd(&["run", "p.toml"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut first = p
+        .cmd(&["run", "p.toml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let start = Instant::now();
     while !p.path("artifacts/lock.info").exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "first run never took the lock");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "first run never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let second = p.hhi(&["run", "p.toml", "--no-wait"]);
     assert!(!second.status.success());
     let err = text(&second.stderr);
-    assert!(err.contains("is in use by pid") && err.contains("hhi run p.toml"), "{err}");
+    assert!(
+        err.contains("is in use by pid") && err.contains("hhi run p.toml"),
+        "{err}"
+    );
     assert!(first.wait().unwrap().success());
 }

@@ -33,11 +33,22 @@ echo "resumed from step $start" > "$HHI_OUT_o"
 fn kill_9_then_rerun_resumes() {
     let p = Project::new();
     let mark = p.path("reached-step-5");
-    p.write("p.toml", &PIPELINE.replace("MARKFILE", &mark.display().to_string()));
-    let mut child = p.cmd(&["run", "p.toml"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    p.write(
+        "p.toml",
+        &PIPELINE.replace("MARKFILE", &mark.display().to_string()),
+    );
+    let mut child = p
+        .cmd(&["run", "p.toml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let start = Instant::now();
     while !mark.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "the long stage never reached step 5");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the long stage never reached step 5"
+        );
         assert!(child.try_wait().unwrap().is_none(), "hhi exited early");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -49,17 +60,33 @@ fn kill_9_then_rerun_resumes() {
     let mut n = 0;
     for shard in std::fs::read_dir(&objects).unwrap().flatten() {
         for obj in std::fs::read_dir(shard.path()).unwrap().flatten() {
-            let name = format!("{}{}", shard.file_name().to_string_lossy(), obj.file_name().to_string_lossy());
+            let name = format!(
+                "{}{}",
+                shard.file_name().to_string_lossy(),
+                obj.file_name().to_string_lossy()
+            );
             let h = hhi::store::hash::hash_path(&obj.path()).unwrap();
             assert_eq!(h.digest.hex(), name, "partial object visible");
-            assert!(!std::fs::read_to_string(obj.path()).unwrap_or_default().contains("partial"));
+            assert!(
+                !std::fs::read_to_string(obj.path())
+                    .unwrap_or_default()
+                    .contains("partial")
+            );
             n += 1;
         }
     }
     assert_eq!(n, 1, "only `first`'s output was published");
 
     let plan = p.plan_json("p.toml");
-    let st = |name: &str| plan["stages"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["state"].clone();
+    let st = |name: &str| {
+        plan["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["state"]
+            .clone()
+    };
     assert_eq!(st("first"), "fresh", "a finished stage survives the kill");
     assert_eq!(st("long"), "run");
 
@@ -69,7 +96,11 @@ fn kill_9_then_rerun_resumes() {
     let rec: serde_json::Value = serde_json::from_str(&p.ok(&["show", "long", "--json"])).unwrap();
     let digest = rec["outputs"]["o"]["digest"].as_str().unwrap();
     let content = std::fs::read_to_string(objects.join(&digest[..2]).join(&digest[2..])).unwrap();
-    assert_eq!(content.trim(), "resumed from step 5", "the rerun continued from its checkpoint");
+    assert_eq!(
+        content.trim(),
+        "resumed from step 5",
+        "the rerun continued from its checkpoint"
+    );
     assert!(p.ok(&["audit", "p.toml", "--all"]).contains("no problems"));
     // The work folder is cleaned up once the stage is done.
     assert!(files_under(&p.store().join("work")).is_empty());

@@ -5,14 +5,21 @@ use common::*;
 const P: &str = "pipelines/diamond.toml";
 
 fn all(state: &str) -> std::collections::BTreeMap<String, String> {
-    ["count", "join", "src", "upper"].iter().map(|s| (s.to_string(), state.to_string())).collect()
+    ["count", "join", "src", "upper"]
+        .iter()
+        .map(|s| (s.to_string(), state.to_string()))
+        .collect()
 }
 
 #[test]
 fn second_run_runs_nothing_and_plan_says_fresh() {
     let p = diamond();
     assert_eq!(p.run(P), all("ran"));
-    assert_eq!(p.read("artifacts/../pipelines/diamond.lock").contains("[stages.join"), true);
+    assert_eq!(
+        p.read("artifacts/../pipelines/diamond.lock")
+            .contains("[stages.join"),
+        true
+    );
     assert_eq!(p.run(P), all("fresh"));
     let plan = p.plan_json(P);
     for s in plan["stages"].as_array().unwrap() {
@@ -27,9 +34,17 @@ fn second_run_runs_nothing_and_plan_says_fresh() {
 fn param_change_reruns_the_stage_and_its_descendants_only() {
     let p = diamond();
     p.run(P);
-    p.write("pipelines/diamond.toml", &DIAMOND.replace("SUFFIX = \"one\"", "SUFFIX = \"two\""));
+    p.write(
+        "pipelines/diamond.toml",
+        &DIAMOND.replace("SUFFIX = \"one\"", "SUFFIX = \"two\""),
+    );
     let plan = p.plan_json(P);
-    let upper = plan["stages"].as_array().unwrap().iter().find(|s| s["name"] == "upper").unwrap();
+    let upper = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "upper")
+        .unwrap();
     assert_eq!(upper["state"], "run");
     let r = &upper["reasons"][0];
     assert_eq!(r["reason"], "param");
@@ -37,8 +52,14 @@ fn param_change_reruns_the_stage_and_its_descendants_only() {
     assert_eq!(r["old"], r#"{"SUFFIX":"one"}"#);
     assert_eq!(r["new"], r#"{"SUFFIX":"two"}"#);
     let human = p.ok(&["plan", P]);
-    assert!(human.contains(r#"param `env` {"SUFFIX":"one"} → {"SUFFIX":"two"}"#), "{human}");
-    assert!(human.contains("input `upper.out` will be rebuilt"), "{human}");
+    assert!(
+        human.contains(r#"param `env` {"SUFFIX":"one"} → {"SUFFIX":"two"}"#),
+        "{human}"
+    );
+    assert!(
+        human.contains("input `upper.out` will be rebuilt"),
+        "{human}"
+    );
     assert!(!p.hhi(&["plan", P, "--check"]).status.success());
 
     let out = p.run(P);
@@ -46,7 +67,10 @@ fn param_change_reruns_the_stage_and_its_descendants_only() {
     assert_eq!(out["count"], "fresh");
     assert_eq!(out["upper"], "ran");
     assert_eq!(out["join"], "ran");
-    assert!(p.read("artifacts/../pipelines/diamond.lock").contains("[stages.upper"));
+    assert!(
+        p.read("artifacts/../pipelines/diamond.lock")
+            .contains("[stages.upper")
+    );
 }
 
 #[test]
@@ -72,7 +96,10 @@ fn file_input_change_reruns_its_consumers() {
     p.run(P);
     p.write("pipelines/scripts/helper.sh", "echo changed\n");
     let human = p.ok(&["plan", P]);
-    assert!(human.contains("file `scripts/helper.sh` changed"), "{human}");
+    assert!(
+        human.contains("file `scripts/helper.sh` changed"),
+        "{human}"
+    );
     let out = p.run(P);
     assert_eq!(out["count"], "ran");
     assert_eq!(out["upper"], "fresh");
@@ -88,7 +115,10 @@ fn early_cutoff_keeps_consumers_fresh() {
     // A different command that writes the same bytes.
     p.write(
         "pipelines/diamond.toml",
-        &DIAMOND.replace("wc -c < \\\"$HHI_IN_text\\\"", "cat \\\"$HHI_IN_text\\\" | wc -c"),
+        &DIAMOND.replace(
+            "wc -c < \\\"$HHI_IN_text\\\"",
+            "cat \\\"$HHI_IN_text\\\" | wc -c",
+        ),
     );
     let out = p.run(P);
     assert_eq!(out["count"], "ran", "{out:?}");
@@ -103,7 +133,10 @@ fn data_change_in_a_files_stage_propagates() {
     let plan = p.ok(&["plan", P]);
     assert!(plan.contains("file `data/in.txt` changed"), "{plan}");
     assert_eq!(p.run(P), all("ran"));
-    assert!(p.read("pipelines/../artifacts/../pipelines/diamond.lock").contains("diamond"));
+    assert!(
+        p.read("pipelines/../artifacts/../pipelines/diamond.lock")
+            .contains("diamond")
+    );
 }
 
 #[test]
@@ -118,13 +151,20 @@ fn force_and_target() {
     assert_eq!(out["upper"], "fresh", "identical output: cut off");
     assert_eq!(out["count"], "ran");
     let bad = p.hhi(&["run", P, "--target", "uper"]);
-    assert!(text(&bad.stderr).contains("did you mean `upper`"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("did you mean `upper`"),
+        "{}",
+        text(&bad.stderr)
+    );
 }
 
 #[test]
 fn failure_stops_descendants_not_siblings() {
     let p = diamond();
-    p.write("pipelines/diamond.toml", &DIAMOND.replace("tr a-z A-Z", "echo boom >&2; exit 3; tr a-z A-Z"));
+    p.write(
+        "pipelines/diamond.toml",
+        &DIAMOND.replace("tr a-z A-Z", "echo boom >&2; exit 3; tr a-z A-Z"),
+    );
     let out = p.hhi(&["run", P, "--json"]);
     assert!(!out.status.success());
     let o = outcomes(&text(&out.stdout));
@@ -133,36 +173,59 @@ fn failure_stops_descendants_not_siblings() {
     assert_eq!(o["join"], "skipped");
     let human = p.hhi(&["run", P]);
     let s = text(&human.stdout);
-    assert!(s.contains("exited with status 3") && s.contains("| boom"), "{s}");
+    assert!(
+        s.contains("exited with status 3") && s.contains("| boom"),
+        "{s}"
+    );
     // Fixing it reruns only what is missing.
     p.write("pipelines/diamond.toml", DIAMOND);
     let o = p.run(P);
-    assert_eq!((o["count"].as_str(), o["upper"].as_str(), o["join"].as_str()), ("fresh", "ran", "ran"));
+    assert_eq!(
+        (o["count"].as_str(), o["upper"].as_str(), o["join"].as_str()),
+        ("fresh", "ran", "ran")
+    );
 }
 
 #[test]
 fn missing_output_fails_clearly() {
     let p = diamond();
-    p.write("pipelines/diamond.toml", &DIAMOND.replace("wc -c < \\\"$HHI_IN_text\\\" > \\\"$HHI_OUT_out\\\"", "true"));
+    p.write(
+        "pipelines/diamond.toml",
+        &DIAMOND.replace(
+            "wc -c < \\\"$HHI_IN_text\\\" > \\\"$HHI_OUT_out\\\"",
+            "true",
+        ),
+    );
     let out = p.hhi(&["run", P]);
     assert!(!out.status.success());
-    assert!(text(&out.stdout).contains("did not create output `out`"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("did not create output `out`"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
 fn show_finds_records_by_stage_key_and_digest() {
     let p = diamond();
     p.run(P);
-    let by_name: serde_json::Value = serde_json::from_str(&p.ok(&["show", "join", "--json"])).unwrap();
+    let by_name: serde_json::Value =
+        serde_json::from_str(&p.ok(&["show", "join", "--json"])).unwrap();
     let key = by_name["key"].as_str().unwrap().to_string();
-    let digest = by_name["outputs"]["out"]["digest"].as_str().unwrap().to_string();
+    let digest = by_name["outputs"]["out"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(by_name["inputs"]["a"]["from"], "upper.out");
     for q in [&key[..10], &digest[..10]] {
         let r: serde_json::Value = serde_json::from_str(&p.ok(&["show", q, "--json"])).unwrap();
         assert_eq!(r["key"].as_str().unwrap(), key);
     }
     let human = p.ok(&["show", "join"]);
-    assert!(human.contains("outputs") && human.contains(&digest), "{human}");
+    assert!(
+        human.contains("outputs") && human.contains(&digest),
+        "{human}"
+    );
     let dot = p.ok(&["graph", P]);
     assert!(dot.contains("\"upper\" -> \"join\""), "{dot}");
 }

@@ -35,9 +35,16 @@ fn key(lines: &[String]) -> hhi::store::hash::Digest {
     let mut r = Registry::empty();
     r.register(Knobs);
     let src = format!("[stages.k]\nkind = \"knobs\"\n{}\n", lines.join("\n"));
-    let p = hhi::Pipeline::parse(Path::new("k.toml"), &src, &r).unwrap_or_else(|e| panic!("{e}\n{src}"));
+    let p = hhi::Pipeline::parse(Path::new("k.toml"), &src, &r)
+        .unwrap_or_else(|e| panic!("{e}\n{src}"));
     let st = &p.stages[0];
-    hhi::key::cache_key(st.kind.name(), st.kind.version(), &st.params.canonical(), [], st.seed)
+    hhi::key::cache_key(
+        st.kind.name(),
+        st.kind.version(),
+        &st.params.canonical(),
+        [],
+        st.seed,
+    )
 }
 
 /// Ways to write one float in TOML.
@@ -102,7 +109,10 @@ proptest! {
 #[test]
 fn defaults_are_filled_in_before_hashing() {
     // Writing a parameter's default explicitly is the same stage.
-    assert_eq!(key(&[]), key(&["a = 0.0".into(), "n = 0".into(), "s = \"\"".into()]));
+    assert_eq!(
+        key(&[]),
+        key(&["a = 0.0".into(), "n = 0".into(), "s = \"\"".into()])
+    );
     assert_ne!(key(&[]), key(&["a = 1e-5".into()]));
     assert_eq!(key(&["a = 1e-5".into()]), key(&["a = 0.00001".into()]));
 }

@@ -108,30 +108,58 @@ fn toml_syntax_error() {
 #[test]
 fn unknown_kind_suggests_the_closest() {
     let out = errors(&GOOD.replace("kind = \"summarize\"", "kind = \"sumarize\""));
-    assert_has(&out, &["unknown stage kind `sumarize`", "p.toml:9:8", "did you mean `summarize`?"]);
+    assert_has(
+        &out,
+        &[
+            "unknown stage kind `sumarize`",
+            "p.toml:9:8",
+            "did you mean `summarize`?",
+        ],
+    );
 }
 
 #[test]
 fn unknown_output_port() {
     let out = errors(&GOOD.replace("\"gen.captions\"", "\"gen.captionz\""));
-    assert_has(&out, &["stage `gen` has no output port `captionz`", "p.toml:10:12", "did you mean `gen.captions`?"]);
+    assert_has(
+        &out,
+        &[
+            "stage `gen` has no output port `captionz`",
+            "p.toml:10:12",
+            "did you mean `gen.captions`?",
+        ],
+    );
 }
 
 #[test]
 fn unknown_upstream_stage() {
     let out = errors(&GOOD.replace("\"gen.captions\"", "\"gne.captions\""));
-    assert_has(&out, &["unknown stage `gne`", "p.toml:10:12", "did you mean `gen.captions`?"]);
+    assert_has(
+        &out,
+        &[
+            "unknown stage `gne`",
+            "p.toml:10:12",
+            "did you mean `gen.captions`?",
+        ],
+    );
 }
 
 #[test]
 fn missing_required_input() {
     let out = errors(&GOOD.replace("captions = \"gen.captions\"\n", ""));
-    assert_has(&out, &["stage `sum` is missing required input `captions` (Captions)", "p.toml:8:9"]);
+    assert_has(
+        &out,
+        &[
+            "stage `sum` is missing required input `captions` (Captions)",
+            "p.toml:8:9",
+        ],
+    );
 }
 
 #[test]
 fn type_mismatch_on_an_edge() {
-    let src = format!("{GOOD}\n[stages.raw]\nkind = \"files\"\npath = \"p.toml\"\n").replace("\"gen.captions\"", "\"raw.out\"");
+    let src = format!("{GOOD}\n[stages.raw]\nkind = \"files\"\npath = \"p.toml\"\n")
+        .replace("\"gen.captions\"", "\"raw.out\"");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.toml");
     std::fs::write(&path, &src).unwrap();
@@ -139,7 +167,14 @@ fn type_mismatch_on_an_edge() {
         Ok(_) => panic!("should not load"),
         Err(d) => d.to_string(),
     };
-    assert_has(&out, &["type mismatch: `raw.out` is Blob but input `captions` of `sum` expects Captions", ":10:12", "as = \"Captions\""]);
+    assert_has(
+        &out,
+        &[
+            "type mismatch: `raw.out` is Blob but input `captions` of `sum` expects Captions",
+            ":10:12",
+            "as = \"Captions\"",
+        ],
+    );
     // Declaring the import's type fixes it.
     let fixed = src.replace("path = \"p.toml\"", "path = \"p.toml\"\nas = \"Captions\"");
     std::fs::write(&path, &fixed).unwrap();
@@ -149,15 +184,34 @@ fn type_mismatch_on_an_edge() {
 #[test]
 fn unknown_parameter_says_did_you_mean() {
     let out = errors(&GOOD.replace("lr = 1e-4", "lr = 1e-4\nepohcs = 4"));
-    assert_has(&out, &["unknown parameter `epohcs` for kind `summarize`", "p.toml:12:1", "did you mean `epochs`?"]);
+    assert_has(
+        &out,
+        &[
+            "unknown parameter `epohcs` for kind `summarize`",
+            "p.toml:12:1",
+            "did you mean `epochs`?",
+        ],
+    );
 }
 
 #[test]
 fn bad_values() {
     let out = errors(&GOOD.replace("lr = 1e-4", "lr = \"fast\""));
-    assert_has(&out, &["bad value for `lr`: expected float, found a string", "p.toml:11:6"]);
+    assert_has(
+        &out,
+        &[
+            "bad value for `lr`: expected float, found a string",
+            "p.toml:11:6",
+        ],
+    );
     let out = errors(&GOOD.replace("count = 5", "count = 0"));
-    assert_has(&out, &["`count` = 0 is out of range: expected 1 ..= 1000", "p.toml:6:9"]);
+    assert_has(
+        &out,
+        &[
+            "`count` = 0 is out of range: expected 1 ..= 1000",
+            "p.toml:6:9",
+        ],
+    );
     let out = errors(&GOOD.replace("lr = 1e-4", "lr = nan"));
     assert_has(&out, &["`lr` must be a finite number", "p.toml:11:6"]);
 }
@@ -165,8 +219,17 @@ fn bad_values() {
 #[test]
 fn missing_file() {
     let out = errors("[stages.a]\nkind = \"files\"\npath = \"nowhere.txt\"\n");
-    assert_has(&out, &["file not found: `nowhere.txt`", "p.toml:3:8", "relative to the pipeline file"]);
-    let out = errors("[stages.a]\nkind = \"command\"\nrun = \"true\"\ninputs = { s = { file = \"x.sh\" } }\n");
+    assert_has(
+        &out,
+        &[
+            "file not found: `nowhere.txt`",
+            "p.toml:3:8",
+            "relative to the pipeline file",
+        ],
+    );
+    let out = errors(
+        "[stages.a]\nkind = \"command\"\nrun = \"true\"\ninputs = { s = { file = \"x.sh\" } }\n",
+    );
     assert_has(&out, &["file not found: `x.sh`", "p.toml:4:25"]);
 }
 
@@ -177,12 +240,17 @@ fn cycle_names_its_stages() {
                [stages.c]\nkind = \"command\"\nrun = \"true\"\ninputs = { x = \"b.o\" }\noutputs = [\"o\"]\n";
     let out = errors(src);
     assert_has(&out, &["cycle between stages `a`, `b`", "p.toml:1:9"]);
-    assert!(!out.contains("`c`"), "c is downstream of the cycle, not on it:\n{out}");
+    assert!(
+        !out.contains("`c`"),
+        "c is downstream of the cycle, not on it:\n{out}"
+    );
 }
 
 #[test]
 fn several_problems_are_reported_together() {
-    let src = GOOD.replace("count = 5", "count = 0").replace("lr = 1e-4", "lr = 1e-4\nepohcs = 4");
+    let src = GOOD
+        .replace("count = 5", "count = 0")
+        .replace("lr = 1e-4", "lr = 1e-4\nepohcs = 4");
     let out = errors(&src);
     assert_has(&out, &["out of range", "epohcs", "2 problems"]);
 }
@@ -195,7 +263,10 @@ fn bad_pipeline_never_touches_the_store() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert_has(&err, &["p.toml:2:8", "did you mean `command`?"]);
-    assert!(!p.store().exists(), "the store was created by a bad pipeline");
+    assert!(
+        !p.store().exists(),
+        "the store was created by a bad pipeline"
+    );
     assert!(!p.path("p.lock").exists());
     let out = p.hhi(&["plan", "p.toml"]);
     assert_eq!(out.status.code(), Some(2));

@@ -48,20 +48,34 @@ impl StageKind for Command {
     fn signature(&self, params: &Params) -> Result<Signature, String> {
         let mut outputs: Vec<PortSpec> = Vec::new();
         for name in params.list("outputs") {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return Err(format!("output name `{name}` must use letters, digits, `_` and `-`"));
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(format!(
+                    "output name `{name}` must use letters, digits, `_` and `-`"
+                ));
             }
             if outputs.iter().any(|o| &o.name == name) {
                 return Err(format!("output `{name}` is listed twice"));
             }
-            outputs.push(PortSpec::new(name, ArtifactType::Blob, "created by the command"));
+            outputs.push(PortSpec::new(
+                name,
+                ArtifactType::Blob,
+                "created by the command",
+            ));
         }
-        Ok(Signature { inputs: Vec::new(), outputs })
+        Ok(Signature {
+            inputs: Vec::new(),
+            outputs,
+        })
     }
 
     fn run(&self, ctx: &mut StageContext) -> anyhow::Result<()> {
         let script = ctx.params.str("run").to_string();
-        let log = File::create(ctx.log_path()).with_context(|| format!("creating {}", ctx.log_path().display()))?;
+        let log = File::create(ctx.log_path())
+            .with_context(|| format!("creating {}", ctx.log_path().display()))?;
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c")
             .arg(&script)
@@ -130,7 +144,10 @@ fn wait_with_rusage(pid: libc::pid_t) -> anyhow::Result<(std::process::ExitStatu
             return Err(err).context("waiting for the command");
         }
     }
-    Ok((std::process::ExitStatus::from_raw(status), usage.ru_maxrss as u64 * 1024))
+    Ok((
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss as u64 * 1024,
+    ))
 }
 
 fn tail(log: &std::path::Path) -> String {
@@ -140,7 +157,11 @@ fn tail(log: &std::path::Path) -> String {
         return "(the command printed nothing)".into();
     }
     let start = lines.len().saturating_sub(TAIL_LINES);
-    let mut s = format!("last {} line(s) of output ({}):", lines.len() - start, log.display());
+    let mut s = format!(
+        "last {} line(s) of output ({}):",
+        lines.len() - start,
+        log.display()
+    );
     for l in &lines[start..] {
         s.push_str("\n  | ");
         s.push_str(l);

@@ -21,19 +21,35 @@ impl StageKind for Files {
     }
     fn params(&self) -> Vec<ParamSpec> {
         vec![
-            ParamSpec::required("path", ParamType::Path, "the file or folder to import, relative to the pipeline file"),
-            ParamSpec::one_of("as", ArtifactType::NAMES, "Blob", "the artifact type the import is declared as"),
+            ParamSpec::required(
+                "path",
+                ParamType::Path,
+                "the file or folder to import, relative to the pipeline file",
+            ),
+            ParamSpec::one_of(
+                "as",
+                ArtifactType::NAMES,
+                "Blob",
+                "the artifact type the import is declared as",
+            ),
         ]
     }
     fn outputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::new("out", ArtifactType::Blob, "the imported content (type set by `as`)")]
+        vec![PortSpec::new(
+            "out",
+            ArtifactType::Blob,
+            "the imported content (type set by `as`)",
+        )]
     }
     fn signature(&self, params: &Params) -> Result<Signature, String> {
         let ty: ArtifactType = params.str("as").parse()?;
         if ty == ArtifactType::Any {
             return Err("`as` names the type of what is imported; `Any` is only for inputs".into());
         }
-        Ok(Signature { inputs: vec![], outputs: vec![PortSpec::new("out", ty, "the imported content")] })
+        Ok(Signature {
+            inputs: vec![],
+            outputs: vec![PortSpec::new("out", ty, "the imported content")],
+        })
     }
     fn run(&self, ctx: &mut StageContext) -> anyhow::Result<()> {
         let src = ctx.input("path")?.to_path_buf();

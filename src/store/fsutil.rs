@@ -10,7 +10,11 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A name that no other thread or process writing into the same folder will pick.
 pub fn unique_suffix() -> String {
-    format!("{}-{}", std::process::id(), TMP_COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one:
@@ -65,7 +69,10 @@ pub fn make_readonly(path: &Path) -> io::Result<()> {
         fs::set_permissions(path, fs::Permissions::from_mode(0o555))
     } else {
         let exec = meta.permissions().mode() & 0o111 != 0;
-        fs::set_permissions(path, fs::Permissions::from_mode(if exec { 0o555 } else { 0o444 }))
+        fs::set_permissions(
+            path,
+            fs::Permissions::from_mode(if exec { 0o555 } else { 0o444 }),
+        )
     }
 }
 
@@ -102,16 +109,25 @@ pub fn copy_all(from: &Path, to: &Path) -> io::Result<()> {
     } else {
         fs::copy(from, to)?;
         let exec = meta.permissions().mode() & 0o111 != 0;
-        fs::set_permissions(to, fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }))
+        fs::set_permissions(
+            to,
+            fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }),
+        )
     }
 }
 
 /// Bytes used by a file or tree (apparent sizes).
 pub fn disk_size(path: &Path) -> u64 {
-    let Ok(meta) = fs::symlink_metadata(path) else { return 0 };
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
     if meta.is_dir() {
         fs::read_dir(path)
-            .map(|rd| rd.filter_map(Result::ok).map(|e| disk_size(&e.path())).sum())
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| disk_size(&e.path()))
+                    .sum()
+            })
             .unwrap_or(0)
     } else {
         meta.len()

@@ -86,7 +86,10 @@ pub struct Hashed {
 fn unsupported(path: &Path, what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("{}: {what}; artifacts may hold only regular files and folders", path.display()),
+        format!(
+            "{}: {what}; artifacts may hold only regular files and folders",
+            path.display()
+        ),
     )
 }
 
@@ -106,8 +109,15 @@ pub fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
 /// One entry of a tree manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
-    Dir { path: String },
-    File { path: String, exec: bool, size: u64, digest: Digest },
+    Dir {
+        path: String,
+    },
+    File {
+        path: String,
+        exec: bool,
+        size: u64,
+        digest: Digest,
+    },
 }
 
 impl Entry {
@@ -126,11 +136,14 @@ pub fn walk(root: &Path) -> io::Result<Vec<(String, PathBuf, fs::Metadata)>> {
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name();
-            let name = name
-                .to_str()
-                .filter(|n| !n.contains('\n'))
-                .ok_or_else(|| unsupported(&entry.path(), "file name is not UTF-8 or has a newline"))?;
-            let rel = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+            let name = name.to_str().filter(|n| !n.contains('\n')).ok_or_else(|| {
+                unsupported(&entry.path(), "file name is not UTF-8 or has a newline")
+            })?;
+            let rel = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
             let meta = fs::symlink_metadata(entry.path())?;
             if meta.is_dir() {
                 stack.push((rel.clone(), entry.path()));
@@ -153,7 +166,12 @@ pub fn manifest(root: &Path) -> io::Result<Vec<Entry>> {
             } else {
                 let (digest, size) = hash_file(&path)?;
                 let exec = meta.permissions().mode() & 0o111 != 0;
-                Ok(Entry::File { path: rel, exec, size, digest })
+                Ok(Entry::File {
+                    path: rel,
+                    exec,
+                    size,
+                    digest,
+                })
             }
         })
         .collect()
@@ -165,7 +183,12 @@ pub fn manifest_text(entries: &[Entry]) -> String {
     for e in entries {
         match e {
             Entry::Dir { path } => s.push_str(&format!("d {path}\n")),
-            Entry::File { path, exec, size, digest } => {
+            Entry::File {
+                path,
+                exec,
+                size,
+                digest,
+            } => {
                 let x = if *exec { 'x' } else { '-' };
                 s.push_str(&format!("f {x} {size} {digest} {path}\n"));
             }
@@ -179,10 +202,23 @@ pub fn hash_tree(root: &Path) -> io::Result<(Hashed, Vec<Entry>)> {
     debug_assert!(entries.windows(2).all(|w| w[0].path() < w[1].path()));
     let size = entries
         .iter()
-        .map(|e| if let Entry::File { size, .. } = e { *size } else { 0 })
+        .map(|e| {
+            if let Entry::File { size, .. } = e {
+                *size
+            } else {
+                0
+            }
+        })
         .sum();
     let digest = Digest::of_bytes(manifest_text(&entries).as_bytes());
-    Ok((Hashed { digest, size, kind: ObjectKind::Dir }, entries))
+    Ok((
+        Hashed {
+            digest,
+            size,
+            kind: ObjectKind::Dir,
+        },
+        entries,
+    ))
 }
 
 /// Hashes a file or a folder.
@@ -192,7 +228,11 @@ pub fn hash_path(path: &Path) -> io::Result<Hashed> {
         Ok(hash_tree(path)?.0)
     } else if meta.is_file() {
         let (digest, size) = hash_file(path)?;
-        Ok(Hashed { digest, size, kind: ObjectKind::File })
+        Ok(Hashed {
+            digest,
+            size,
+            kind: ObjectKind::File,
+        })
     } else {
         Err(unsupported(path, "symlink or special file"))
     }

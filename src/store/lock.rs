@@ -46,7 +46,10 @@ impl StoreLock {
                         root.display()
                     );
                 }
-                eprintln!("waiting for the store {}: it is in use by {who}", root.display());
+                eprintln!(
+                    "waiting for the store {}: it is in use by {who}",
+                    root.display()
+                );
                 file.lock().context("waiting for the store lock")?;
             }
             Err(fs::TryLockError::Error(e)) => {

@@ -49,12 +49,17 @@ impl Store {
     /// stages run in other working directories and receive paths into the store.
     pub fn open(root: &Path) -> Store {
         let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
-        Store { stat: StatCache::open(root.join("statcache.json")), root }
+        Store {
+            stat: StatCache::open(root.join("statcache.json")),
+            root,
+        }
     }
 
     /// The store named by `--store`, else `HHI_STORE`, else `artifacts/` here.
     pub fn default_root() -> PathBuf {
-        std::env::var_os("HHI_STORE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("artifacts"))
+        std::env::var_os("HHI_STORE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("artifacts"))
     }
 
     pub fn root(&self) -> &Path {
@@ -119,9 +124,11 @@ impl Store {
     pub fn read_record(&self, key: &Digest) -> anyhow::Result<Option<Record>> {
         let path = self.record_path(key);
         match fs::read(&path) {
-            Ok(b) => Ok(Some(
-                serde_json::from_slice(&b).with_context(|| format!("reading record {}", path.display()))?,
-            )),
+            Ok(b) => {
+                Ok(Some(serde_json::from_slice(&b).with_context(|| {
+                    format!("reading record {}", path.display())
+                })?))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading record {}", path.display())),
         }
@@ -136,13 +143,18 @@ impl Store {
     /// Every record in the store.
     pub fn records(&self) -> Vec<Record> {
         let mut out = Vec::new();
-        let Ok(rd) = fs::read_dir(self.root.join("records")) else { return out };
+        let Ok(rd) = fs::read_dir(self.root.join("records")) else {
+            return out;
+        };
         for shard in rd.flatten() {
-            let Ok(files) = fs::read_dir(shard.path()) else { continue };
+            let Ok(files) = fs::read_dir(shard.path()) else {
+                continue;
+            };
             for f in files.flatten() {
-                if let Ok(rec) = fs::read(f.path()).map_err(anyhow::Error::from).and_then(|b| {
-                    serde_json::from_slice::<Record>(&b).map_err(anyhow::Error::from)
-                }) {
+                if let Ok(rec) = fs::read(f.path())
+                    .map_err(anyhow::Error::from)
+                    .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(anyhow::Error::from))
+                {
                     out.push(rec);
                 }
             }
@@ -169,13 +181,16 @@ impl Store {
         match hash(&p) {
             Ok(h) if h.digest == *d => ObjectStatus::Intact,
             Ok(h) => ObjectStatus::Corrupt { found: h.digest },
-            Err(_) => ObjectStatus::Corrupt { found: Digest([0; 32]) },
+            Err(_) => ObjectStatus::Corrupt {
+                found: Digest([0; 32]),
+            },
         }
     }
 
     /// A fresh staging path under `tmp/` (not created).
     pub fn staging_path(&self, label: &str) -> PathBuf {
-        self.tmp_dir().join(format!("{label}-{}", fsutil::unique_suffix()))
+        self.tmp_dir()
+            .join(format!("{label}-{}", fsutil::unique_suffix()))
     }
 
     /// Moves a finished file or folder into the store under its digest. If an intact copy
@@ -205,21 +220,32 @@ impl Store {
     /// Copies a user's file or folder into the store (a `{ file = … }` input or a `path`
     /// parameter), unless the store already holds it.
     pub fn import(&self, src: &Path) -> anyhow::Result<Hashed> {
-        let hashed = self.stat.hash(src).with_context(|| format!("hashing {}", src.display()))?;
+        let hashed = self
+            .stat
+            .hash(src)
+            .with_context(|| format!("hashing {}", src.display()))?;
         if self.object_status(&hashed.digest) == ObjectStatus::Intact {
             return Ok(hashed);
         }
         let staged = self.staging_path("import");
-        fsutil::copy_all(src, &staged).with_context(|| format!("copying {} into the store", src.display()))?;
+        fsutil::copy_all(src, &staged)
+            .with_context(|| format!("copying {} into the store", src.display()))?;
         let published = self.publish(&staged)?;
         if published.digest != hashed.digest {
-            anyhow::bail!("{} changed while it was being imported; run again", src.display());
+            anyhow::bail!(
+                "{} changed while it was being imported; run again",
+                src.display()
+            );
         }
         Ok(published)
     }
 
     pub fn object_kind(&self, d: &Digest) -> Option<ObjectKind> {
         let m = fs::symlink_metadata(self.object_path(d)).ok()?;
-        Some(if m.is_dir() { ObjectKind::Dir } else { ObjectKind::File })
+        Some(if m.is_dir() {
+            ObjectKind::Dir
+        } else {
+            ObjectKind::File
+        })
     }
 }

@@ -64,11 +64,17 @@ fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
             add(&rel, &m);
         }
     }
-    Ok(Fingerprint { fp: Digest(*h.finalize().as_bytes()), newest_ns: newest })
+    Ok(Fingerprint {
+        fp: Digest(*h.finalize().as_bytes()),
+        newest_ns: newest,
+    })
 }
 
 fn now_ns() -> i128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
 }
 
 impl StatCache {
@@ -80,12 +86,18 @@ impl StatCache {
             .filter(|d| d.version == 1)
             .map(|d| d.entries)
             .unwrap_or_default();
-        StatCache { file, state: Mutex::new((entries, false)) }
+        StatCache {
+            file,
+            state: Mutex::new((entries, false)),
+        }
     }
 
     /// An in-memory cache that is never saved.
     pub fn ephemeral() -> Self {
-        StatCache { file: PathBuf::new(), state: Mutex::new((HashMap::new(), false)) }
+        StatCache {
+            file: PathBuf::new(),
+            state: Mutex::new((HashMap::new(), false)),
+        }
     }
 
     fn key(path: &Path) -> Option<String> {
@@ -110,7 +122,13 @@ impl StatCache {
         if let Some(k) = key {
             if after.fp == before.fp && now_ns() - after.newest_ns > RACY_NS {
                 let mut state = self.state.lock().unwrap();
-                state.0.insert(k, CacheEntry { fp: after.fp, hashed });
+                state.0.insert(
+                    k,
+                    CacheEntry {
+                        fp: after.fp,
+                        hashed,
+                    },
+                );
                 state.1 = true;
             } else {
                 self.forget(path);
@@ -121,7 +139,9 @@ impl StatCache {
 
     /// Records a digest we already know (e.g. computed just before publishing).
     pub fn remember(&self, path: &Path, hashed: Hashed) {
-        let (Some(k), Ok(f)) = (Self::key(path), fingerprint(path)) else { return };
+        let (Some(k), Ok(f)) = (Self::key(path), fingerprint(path)) else {
+            return;
+        };
         if now_ns() - f.newest_ns > RACY_NS {
             let mut state = self.state.lock().unwrap();
             state.0.insert(k, CacheEntry { fp: f.fp, hashed });
@@ -155,7 +175,10 @@ impl StatCache {
         if !state.1 || self.file.as_os_str().is_empty() {
             return Ok(());
         }
-        let disk = OnDisk { version: 1, entries: state.0.clone() };
+        let disk = OnDisk {
+            version: 1,
+            entries: state.0.clone(),
+        };
         let bytes = serde_json::to_vec(&disk).map_err(io::Error::other)?;
         super::fsutil::write_atomic(&self.file, &bytes)?;
         state.1 = false;
@@ -170,7 +193,12 @@ mod tests {
 
     fn backdate(path: &Path) {
         let old = SystemTime::now() - Duration::from_secs(60);
-        fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
     }
 
     #[test]

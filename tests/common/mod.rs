@@ -11,7 +11,9 @@ pub struct Project {
 
 impl Project {
     pub fn new() -> Project {
-        Project { dir: tempfile::tempdir().expect("temp dir") }
+        Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -35,7 +37,10 @@ impl Project {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hhi"));
-        c.current_dir(self.dir.path()).args(args).env_remove("HHI_STORE").env_remove("HHI_LOG");
+        c.current_dir(self.dir.path())
+            .args(args)
+            .env_remove("HHI_STORE")
+            .env_remove("HHI_LOG");
         c
     }
 
@@ -47,7 +52,12 @@ impl Project {
     /// Runs hhi and panics with its output unless it succeeded.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.hhi(args);
-        assert!(out.status.success(), "hhi {args:?} failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "hhi {args:?} failed:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
         text(&out.stdout)
     }
 
@@ -71,7 +81,12 @@ pub fn outcomes(json: &str) -> std::collections::BTreeMap<String, String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["name"].as_str().unwrap().to_string(), s["outcome"]["state"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["outcome"]["state"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
