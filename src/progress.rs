@@ -22,7 +22,10 @@ impl Progress {
             ProgressStyle::with_template("{spinner} {prefix:<20} {msg} {elapsed}")
                 .expect("static template is valid"),
         );
-        bar.enable_steady_tick(Duration::from_millis(120));
+        // The ticker is a thread per bar: only worth it when something is drawn.
+        if !bar.is_hidden() {
+            bar.enable_steady_tick(Duration::from_millis(120));
+        }
         Progress { bar }
     }
 

@@ -211,7 +211,15 @@ impl Store {
         fsutil::make_readonly(staged)?;
         let shard = target.parent().expect("object paths have a shard folder");
         fs::create_dir_all(shard)?;
-        fs::rename(staged, &target)?;
+        if let Err(e) = fs::rename(staged, &target) {
+            // Another stage of this run may have published the same content a moment ago
+            // (renaming a folder onto an existing one fails); then ours is redundant.
+            if self.object_status(&hashed.digest) == ObjectStatus::Intact {
+                fsutil::remove_all(staged)?;
+                return Ok(hashed);
+            }
+            return Err(e);
+        }
         fsutil::fsync_dir(shard)?;
         self.stat.remember(&target, hashed);
         Ok(hashed)
