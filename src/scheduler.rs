@@ -390,6 +390,7 @@ async fn schedule(
                         };
                     }
                     Ok(Decision::Fresh(rec)) => {
+                        tracing::debug!("`{}` is fresh (key {})", st.name, rec.key.short());
                         known.insert(st.name.clone(), rec.outputs.clone());
                         reports[i].key = Some(rec.key);
                         reports[i].outcome = Outcome::Fresh;

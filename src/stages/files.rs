@@ -3,7 +3,7 @@
 use crate::context::StageContext;
 use crate::params::{ParamSpec, ParamType, Params};
 use crate::registry::{PortSpec, Signature, StageKind};
-use crate::store::fsutil::copy_all;
+use crate::store::fsutil::link_or_copy_all;
 use crate::types::ArtifactType;
 use anyhow::Context;
 
@@ -55,8 +55,8 @@ impl StageKind for Files {
         let src = ctx.input("path")?.to_path_buf();
         let dst = ctx.output("out")?.to_path_buf();
         // The engine already imported the path into the store (that is how its content
-        // entered the key); copying that immutable copy makes the output byte-identical.
-        copy_all(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+        // entered the key); the output is that same content, so links suffice.
+        link_or_copy_all(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
         let size = crate::store::fsutil::disk_size(&dst);
         ctx.figure("bytes", size as f64);
         Ok(())

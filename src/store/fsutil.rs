@@ -116,6 +116,24 @@ pub fn copy_all(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// Like [`copy_all`], but hard-links files where it can: for a copy of a read-only store
+/// object that the store will deduplicate anyway, this avoids writing the bytes twice.
+pub fn link_or_copy_all(from: &Path, to: &Path) -> io::Result<()> {
+    let meta = fs::metadata(from)?;
+    if meta.is_dir() {
+        fs::create_dir_all(to)?;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            link_or_copy_all(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else if fs::hard_link(from, to).is_ok() {
+        Ok(())
+    } else {
+        copy_all(from, to)
+    }
+}
+
 /// Bytes used by a file or tree (apparent sizes).
 pub fn disk_size(path: &Path) -> u64 {
     let Ok(meta) = fs::symlink_metadata(path) else {
