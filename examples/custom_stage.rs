@@ -63,7 +63,7 @@ impl StageKind for WordCount {
             }
             state.line += 1;
             ctx.progress().inc(1);
-            if state.line % 1000 == 0 {
+            if state.line.is_multiple_of(1000) {
                 ctx.save_checkpoint("state", &state)?;
             }
         }

@@ -15,10 +15,9 @@ fn all(state: &str) -> std::collections::BTreeMap<String, String> {
 fn second_run_runs_nothing_and_plan_says_fresh() {
     let p = diamond();
     assert_eq!(p.run(P), all("ran"));
-    assert_eq!(
+    assert!(
         p.read("artifacts/../pipelines/diamond.lock")
-            .contains("[stages.join"),
-        true
+            .contains("[stages.join")
     );
     assert_eq!(p.run(P), all("fresh"));
     let plan = p.plan_json(P);

@@ -110,10 +110,10 @@ impl StatCache {
         let key = Self::key(path);
         if let Some(k) = &key {
             let state = self.state.lock().unwrap();
-            if let Some(e) = state.0.get(k) {
-                if e.fp == before.fp {
-                    return Ok(e.hashed);
-                }
+            if let Some(e) = state.0.get(k)
+                && e.fp == before.fp
+            {
+                return Ok(e.hashed);
             }
         }
         let hashed = hash::hash_path(path)?;
