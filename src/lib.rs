@@ -13,6 +13,7 @@ pub mod gc;
 pub mod graph;
 pub mod key;
 pub mod lockfile;
+pub mod models;
 pub mod params;
 pub mod pipeline;
 pub mod plan;

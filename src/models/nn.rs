@@ -1,0 +1,205 @@
+//! The few layers the HF architectures share, with loaders that take HF names and layouts
+//! and exporters that write them back the same way.
+
+use super::weights::{Export, Weights};
+use burn::module::{Module, Param};
+use burn::prelude::*;
+use burn::tensor::activation;
+
+/// A dense layer stored as `[in, out]`. HF's `nn.Linear` keeps `[out, in]` (transposed on
+/// load and save); GPT-2's `Conv1D` already keeps `[in, out]` and must not be transposed —
+/// a square weight would load silently wrong.
+#[derive(Module, Debug)]
+pub struct Dense<B: Backend> {
+    pub weight: Param<Tensor<B, 2>>,
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    /// True for `nn.Linear` layout in the checkpoint.
+    pub hf_linear: bool,
+}
+
+impl<B: Backend> Dense<B> {
+    /// An `nn.Linear` named `name` (`name.weight` `[out, in]`, optional `name.bias`).
+    pub fn linear(
+        w: &Weights,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+        dev: &B::Device,
+    ) -> Self {
+        let weight = w
+            .get::<B, 2>(&format!("{name}.weight"), [d_out, d_in], dev)
+            .transpose();
+        let bias =
+            bias.then(|| Param::from_tensor(w.get::<B, 1>(&format!("{name}.bias"), [d_out], dev)));
+        Dense {
+            weight: Param::from_tensor(weight),
+            bias,
+            hf_linear: true,
+        }
+    }
+
+    /// A GPT-2 `Conv1D` named `name` (`name.weight` `[in, out]`, `name.bias`).
+    pub fn conv1d(w: &Weights, name: &str, d_in: usize, d_out: usize, dev: &B::Device) -> Self {
+        let weight = w.get::<B, 2>(&format!("{name}.weight"), [d_in, d_out], dev);
+        let bias = w.get::<B, 1>(&format!("{name}.bias"), [d_out], dev);
+        Dense {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(bias)),
+            hf_linear: false,
+        }
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let y = x.matmul(self.weight.val().unsqueeze());
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze(),
+            None => y,
+        }
+    }
+
+    pub fn export(&self, name: &str, out: &mut Export) {
+        let w = self.weight.val();
+        if self.hf_linear {
+            out.put(&format!("{name}.weight"), &w.transpose());
+        } else {
+            out.put(&format!("{name}.weight"), &w);
+        }
+        if let Some(b) = &self.bias {
+            out.put(&format!("{name}.bias"), &b.val());
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LayerNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub bias: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    pub fn load(w: &Weights, name: &str, d: usize, eps: f64, dev: &B::Device) -> Self {
+        LayerNorm {
+            weight: Param::from_tensor(w.get(&format!("{name}.weight"), [d], dev)),
+            bias: Param::from_tensor(w.get(&format!("{name}.bias"), [d], dev)),
+            eps,
+        }
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let mean = x.clone().mean_dim(D - 1);
+        let centered = x - mean;
+        let var = centered.clone().powi_scalar(2).mean_dim(D - 1);
+        let normed = centered / (var + self.eps).sqrt();
+        normed * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+    }
+
+    pub fn export(&self, name: &str, out: &mut Export) {
+        out.put(&format!("{name}.weight"), &self.weight.val());
+        out.put(&format!("{name}.bias"), &self.bias.val());
+    }
+}
+
+/// T5's layer norm: scale only, no mean subtraction, no bias.
+#[derive(Module, Debug)]
+pub struct RmsNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    pub fn load(w: &Weights, name: &str, d: usize, eps: f64, dev: &B::Device) -> Self {
+        RmsNorm {
+            weight: Param::from_tensor(w.get(&format!("{name}.weight"), [d], dev)),
+            eps,
+        }
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let var = x.clone().powi_scalar(2).mean_dim(D - 1);
+        x / (var + self.eps).sqrt() * self.weight.val().unsqueeze()
+    }
+
+    pub fn export(&self, name: &str, out: &mut Export) {
+        out.put(&format!("{name}.weight"), &self.weight.val());
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Embedding<B: Backend> {
+    pub weight: Param<Tensor<B, 2>>,
+}
+
+impl<B: Backend> Embedding<B> {
+    pub fn load(w: &Weights, name: &str, n: usize, d: usize, dev: &B::Device) -> Self {
+        Embedding {
+            weight: Param::from_tensor(w.get(&format!("{name}.weight"), [n, d], dev)),
+        }
+    }
+
+    /// `[batch, seq]` ids → `[batch, seq, d]`.
+    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        burn::tensor::module::embedding(self.weight.val(), ids)
+    }
+
+    pub fn export(&self, name: &str, out: &mut Export) {
+        out.put(&format!("{name}.weight"), &self.weight.val());
+    }
+}
+
+/// `[b, t, h*dh]` → `[b, h, t, dh]`.
+pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
+    let [b, t, d] = x.dims();
+    x.reshape([b, t, heads, d / heads]).swap_dims(1, 2)
+}
+
+/// `[b, h, t, dh]` → `[b, t, h*dh]`.
+pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [b, h, t, dh] = x.dims();
+    x.swap_dims(1, 2).reshape([b, t, h * dh])
+}
+
+/// Scaled (or not) dot-product attention with an optional boolean mask (true = blocked)
+/// and an optional additive bias (T5's relative positions).
+pub fn attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    scale: Option<f64>,
+    mask: Option<Tensor<B, 4, Bool>>,
+    bias: Option<Tensor<B, 4>>,
+) -> Tensor<B, 4> {
+    let mut scores = q.matmul(k.swap_dims(2, 3));
+    if let Some(s) = scale {
+        scores = scores * s;
+    }
+    if let Some(b) = bias {
+        scores = scores + b;
+    }
+    if let Some(m) = mask {
+        scores = scores.mask_fill(m, f32::MIN);
+    }
+    activation::softmax(scores, 3).matmul(v)
+}
+
+/// `[1, 1, q, k]` mask blocking keys after each query, for `q` new queries that follow
+/// `k - q` cached positions.
+pub fn causal_mask<B: Backend>(q: usize, k: usize, dev: &B::Device) -> Tensor<B, 4, Bool> {
+    // tril_mask is true above the (shifted) diagonal: exactly the future keys.
+    Tensor::<B, 2, Bool>::tril_mask([q, k], (k - q) as i64, dev).unsqueeze()
+}
+
+pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    activation::gelu_approximate(x)
+}
+
+/// The activation named in an HF config (`activation_function`, `dense_act_fn`).
+pub fn activation_by_name<B: Backend, const D: usize>(name: &str, x: Tensor<B, D>) -> Tensor<B, D> {
+    match name {
+        "relu" => activation::relu(x),
+        "gelu" => activation::gelu(x),
+        "tanh" => x.tanh(),
+        _ => gelu_new(x), // gelu_new, gelu_pytorch_tanh, gelu_fast: the tanh approximation
+    }
+}

@@ -1,0 +1,252 @@
+//! Reading and writing Hugging Face checkpoint folders: `config.json` plus
+//! `model.safetensors` or a sharded `model.safetensors.index.json`, any of f32/f16/bf16/f64
+//! converted to f32.
+//!
+//! Models are built by asking for each tensor by its HF name and shape. Problems are
+//! collected rather than thrown, so a bad checkpoint gives one error listing every missing,
+//! unexpected and mis-shaped tensor.
+
+use anyhow::{Context, bail};
+use burn::prelude::*;
+use safetensors::{Dtype, SafeTensors};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+pub struct Weights {
+    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    used: RefCell<BTreeSet<String>>,
+    missing: RefCell<Vec<String>>,
+    misshaped: RefCell<Vec<String>>,
+    source: String,
+}
+
+fn to_f32(dtype: Dtype, bytes: &[u8], name: &str) -> anyhow::Result<Vec<f32>> {
+    Ok(match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        other => bail!("tensor `{name}` has dtype {other:?}; only float tensors can be loaded"),
+    })
+}
+
+impl Weights {
+    /// Reads every safetensors file of a checkpoint folder.
+    pub fn from_folder(dir: &Path) -> anyhow::Result<Weights> {
+        let single = dir.join("model.safetensors");
+        let index = dir.join("model.safetensors.index.json");
+        let files: Vec<std::path::PathBuf> = if single.exists() {
+            vec![single]
+        } else if index.exists() {
+            let idx: serde_json::Value = serde_json::from_slice(&std::fs::read(&index)?)
+                .with_context(|| format!("{} is not valid JSON", index.display()))?;
+            let map = idx["weight_map"]
+                .as_object()
+                .with_context(|| format!("{} has no weight_map", index.display()))?;
+            let shards: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
+            shards.into_iter().map(|s| dir.join(s)).collect()
+        } else {
+            bail!(
+                "{} holds no model.safetensors or model.safetensors.index.json\n  = help: convert PyTorch .bin checkpoints with `save_pretrained(..., safe_serialization=True)`",
+                dir.display()
+            );
+        };
+        let mut tensors = HashMap::new();
+        for f in &files {
+            let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            Self::add_bytes(&mut tensors, &bytes, &f.display().to_string())?;
+        }
+        Ok(Weights::new(tensors, dir.display().to_string()))
+    }
+
+    pub fn from_bytes(bytes: &[u8], source: &str) -> anyhow::Result<Weights> {
+        let mut tensors = HashMap::new();
+        Self::add_bytes(&mut tensors, bytes, source)?;
+        Ok(Weights::new(tensors, source.to_string()))
+    }
+
+    fn new(tensors: HashMap<String, (Vec<usize>, Vec<f32>)>, source: String) -> Weights {
+        Weights {
+            tensors,
+            used: Default::default(),
+            missing: Default::default(),
+            misshaped: Default::default(),
+            source,
+        }
+    }
+
+    fn add_bytes(
+        into: &mut HashMap<String, (Vec<usize>, Vec<f32>)>,
+        bytes: &[u8],
+        source: &str,
+    ) -> anyhow::Result<()> {
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| anyhow::anyhow!("{source} is not a valid safetensors file ({e}); is it truncated or still downloading?"))?;
+        for (name, view) in st.tensors() {
+            let data = to_f32(view.dtype(), view.data(), &name)?;
+            into.insert(name.to_string(), (view.shape().to_vec(), data));
+        }
+        Ok(())
+    }
+
+    /// The stored name for `name`: exact, or without its first component (a base model
+    /// saved without the `transformer.` prefix of its LM-head wrapper, or the reverse).
+    fn resolve(&self, name: &str) -> Option<String> {
+        if self.tensors.contains_key(name) {
+            return Some(name.to_string());
+        }
+        if let Some((_, rest)) = name.split_once('.') {
+            if self.tensors.contains_key(rest) {
+                return Some(rest.to_string());
+            }
+        }
+        None
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.resolve(name).is_some()
+    }
+
+    /// The tensor `name` with the given shape. A missing or mis-shaped tensor is recorded
+    /// (see [`Weights::finish`]) and zeros are returned so loading can go on and report
+    /// every problem at once.
+    pub fn get<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> Tensor<B, D> {
+        let Some(key) = self.resolve(name) else {
+            self.missing.borrow_mut().push(format!("{name} {shape:?}"));
+            return Tensor::zeros(shape, device);
+        };
+        self.used.borrow_mut().insert(key.clone());
+        let (s, data) = &self.tensors[&key];
+        if s.as_slice() != shape.as_slice() {
+            self.misshaped
+                .borrow_mut()
+                .push(format!("{name}: expected {shape:?}, found {s:?}"));
+            return Tensor::zeros(shape, device);
+        }
+        Tensor::from_data(TensorData::new(data.clone(), shape), device)
+    }
+
+    /// Like [`Weights::get`] for a tensor that may be absent (returns `None` then).
+    pub fn get_opt<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> Option<Tensor<B, D>> {
+        self.contains(name).then(|| self.get(name, shape, device))
+    }
+
+    /// Marks tensors the model deliberately ignores (buffers such as GPT-2's `attn.bias`).
+    pub fn ignore(&self, pred: impl Fn(&str) -> bool) {
+        let names: Vec<String> = self.tensors.keys().filter(|k| pred(k)).cloned().collect();
+        self.used.borrow_mut().extend(names);
+    }
+
+    /// Fails with one message listing every missing, mis-shaped and unexpected tensor.
+    pub fn finish(self) -> anyhow::Result<()> {
+        let used = self.used.into_inner();
+        let mut unexpected: Vec<String> = self
+            .tensors
+            .iter()
+            .filter(|(k, _)| !used.contains(*k))
+            .map(|(k, (s, _))| format!("{k} {s:?}"))
+            .collect();
+        unexpected.sort();
+        let (missing, misshaped) = (self.missing.into_inner(), self.misshaped.into_inner());
+        if missing.is_empty() && misshaped.is_empty() && unexpected.is_empty() {
+            return Ok(());
+        }
+        let mut msg = format!(
+            "the checkpoint {} does not match the model's configuration:",
+            self.source
+        );
+        for (title, list) in [
+            ("missing", &missing),
+            ("wrong shape", &misshaped),
+            ("unexpected", &unexpected),
+        ] {
+            if !list.is_empty() {
+                msg.push_str(&format!("\n  {title} ({}):", list.len()));
+                for item in list.iter().take(20) {
+                    msg.push_str(&format!("\n    {item}"));
+                }
+                if list.len() > 20 {
+                    msg.push_str(&format!("\n    … and {} more", list.len() - 20));
+                }
+            }
+        }
+        msg.push_str("\n  = help: check that config.json belongs to these weights");
+        bail!(msg)
+    }
+}
+
+/// Named tensors in HF layout, collected for saving.
+#[derive(Default)]
+pub struct Export {
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl Export {
+    pub fn put<B: Backend, const D: usize>(&mut self, name: &str, t: &Tensor<B, D>) {
+        let data = t.to_data().convert::<f32>();
+        let values = data.to_vec::<f32>().expect("f32 data");
+        self.tensors
+            .insert(name.to_string(), (t.dims().to_vec(), values));
+    }
+
+    /// Writes a `model.safetensors` that `transformers` can load. The bytes depend only on
+    /// the tensors (names sorted, fixed metadata), so the store can hash checkpoints.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(k, (s, v))| {
+                (
+                    k.clone(),
+                    s.clone(),
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+            .iter()
+            .map(|(k, s, b)| {
+                Ok((
+                    k.clone(),
+                    safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)?,
+                ))
+            })
+            .collect::<Result<_, safetensors::SafeTensorError>>()?;
+        let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+        let out = safetensors::serialize(views, Some(meta))?;
+        crate::store::fsutil::write_atomic(path, &out)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Reads a checkpoint's `config.json` into a model config.
+pub fn read_config<C: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result<C> {
+    let path = dir.join("config.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a config this model understands", path.display()))
+}

@@ -1,0 +1,140 @@
+//! GPT-2 against transformers: logits (plain, with a ClipCap prefix, with cross-attention),
+//! the KV cache, saving, and loading errors.
+mod support;
+use burn::prelude::*;
+use hhi::models::Cpu;
+use hhi::models::gpt2::Gpt2;
+use support::*;
+
+fn load(name: &str) -> Gpt2<Cpu> {
+    Gpt2::load(&dir(name), &dev()).unwrap().0
+}
+
+#[test]
+fn logits_match_transformers() {
+    let e = expected("gpt2");
+    let m = load("gpt2");
+    let logits = m.forward(ints(&e["input_ids"]), None);
+    let d = max_abs_diff(logits, floats(&e["logits"]));
+    assert!(d <= TOL, "max |Δ| = {d}");
+}
+
+#[test]
+fn prefix_logits_match_transformers() {
+    let e = &expected("gpt2")["prefix"];
+    let m = load("gpt2");
+    let x = Tensor::cat(
+        vec![floats::<3>(&e["embeds"]), m.embed(ints(&e["input_ids"]))],
+        1,
+    );
+    let d = max_abs_diff(m.forward_embeds(x, None, None), floats(&e["logits"]));
+    assert!(d <= TOL, "max |Δ| = {d}");
+}
+
+#[test]
+fn cross_attention_logits_match_transformers() {
+    let e = expected("gpt2_cross");
+    let m = load("gpt2_cross");
+    let enc = floats::<3>(&e["encoder_hidden_states"]);
+    let x = m.embed(ints(&e["input_ids"]));
+    let d = max_abs_diff(m.forward_embeds(x, Some(&enc), None), floats(&e["logits"]));
+    assert!(d <= TOL, "max |Δ| = {d}");
+}
+
+#[test]
+fn kv_cache_gives_the_same_logits_as_a_full_pass() {
+    let e = expected("gpt2");
+    let m = load("gpt2");
+    let ids = ints::<2>(&e["input_ids"]);
+    let full = m.forward(ids.clone(), None);
+    let mut cache = m.new_cache();
+    let first = m.forward(ids.clone().narrow(1, 0, 5), Some(&mut cache));
+    let mut parts = vec![first];
+    for t in 5..9 {
+        parts.push(m.forward(ids.clone().narrow(1, t, 1), Some(&mut cache)));
+    }
+    let d = max_abs_diff(Tensor::cat(parts, 1), full);
+    assert!(d <= 1e-5, "max |Δ| = {d}");
+}
+
+#[test]
+fn saved_weights_reload_identically_and_deterministically() {
+    let m = load("gpt2");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(dir("gpt2").join(f), tmp.path().join(f)).unwrap();
+    }
+    let path = tmp.path().join("model.safetensors");
+    m.export().save(&path).unwrap();
+    let first = std::fs::read(&path).unwrap();
+    m.export().save(&path).unwrap();
+    assert_eq!(
+        first,
+        std::fs::read(&path).unwrap(),
+        "saving is byte-deterministic"
+    );
+    let again = Gpt2::<Cpu>::load(tmp.path(), &dev()).unwrap().0;
+    let ids = ints::<2>(&expected("gpt2")["input_ids"]);
+    assert_eq!(
+        max_abs_diff(m.forward(ids.clone(), None), again.forward(ids, None)),
+        0.0
+    );
+}
+
+fn broken_copy(edit: impl FnOnce(&std::path::Path)) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(dir("gpt2").join(f), tmp.path().join(f)).unwrap();
+    }
+    edit(tmp.path());
+    match Gpt2::<Cpu>::load(tmp.path(), &dev()) {
+        Ok(_) => panic!("a broken checkpoint loaded"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn truncated_file_is_a_clear_error() {
+    let err = broken_copy(|d| {
+        let p = d.join("model.safetensors");
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    });
+    assert!(
+        err.contains("is not a valid safetensors file") && err.contains("truncated"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_shape_and_missing_keys_are_listed_by_name() {
+    let err = broken_copy(|d| {
+        let p = d.join("config.json");
+        let cfg = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("\"n_positions\": 64", "\"n_positions\": 128");
+        std::fs::write(&p, cfg).unwrap();
+    });
+    assert!(
+        err.contains("wrong shape (1)")
+            && err.contains("transformer.wpe.weight: expected [128, 32], found [64, 32]"),
+        "{err}"
+    );
+
+    let err = broken_copy(|d| {
+        let m = Gpt2::<Cpu>::load(&dir("gpt2"), &dev()).unwrap().0;
+        let mut ex = m.export();
+        ex.tensors.remove("transformer.h.1.ln_2.bias");
+        ex.tensors
+            .insert("transformer.h.9.extra".into(), (vec![2], vec![0.0, 0.0]));
+        ex.save(&d.join("model.safetensors")).unwrap();
+    });
+    assert!(
+        err.contains("missing (1):\n    transformer.h.1.ln_2.bias [32]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("unexpected (1):\n    transformer.h.9.extra [2]"),
+        "{err}"
+    );
+}

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Creates tiny random checkpoints with `transformers` and records what they compute.
+
+Run on a developer's machine (CPU torch is enough); CI only reads the committed output:
+
+    pip install torch transformers sentencepiece protobuf tokenizers
+    python3 tools/make_fixtures.py            # writes tests/fixtures/
+
+For each architecture it writes tests/fixtures/<name>/ holding a Hugging Face checkpoint
+folder (config.json, model.safetensors, tokenizer.json where relevant) and expected.json:
+inputs, logits, greedy and beam-search token ids, and for GPT-2 one AdamW step's loss and
+updated parameter values. Everything is seeded, so reruns give the same files.
+"""
+import json, os, shutil, sys
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import (GPT2Config, GPT2LMHeadModel, GPTNeoConfig, GPTNeoForCausalLM,
+                          T5Config, T5ForConditionalGeneration)
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "tests" / "fixtures"
+SPIECE = ROOT.parent / "shared" / "data" / "t5" / "spiece.model"
+
+STRINGS = [
+    "Alex shaking hands with Bailey at the summit",
+    "[NAME] and [NAME] shaking hands",
+    "_ giving _ a high five",
+    "Ünïcödé: café, naïve, 東京, emoji 🤝",
+    "  leading and trailing spaces  ",
+    "Charlie lecturing to Dani, pictured, in Paris (left)",
+]
+
+CORPUS = [
+    "Alex shaking hands with Bailey.",
+    "[NAME] and [NAME] shaking hands at the summit.",
+    "_ giving _ a high five",
+    "_ lecturing to _",
+    "Charlie hugging Dani in the park, pictured (left).",
+    "the quick brown fox jumps over the lazy dog",
+    "Photo: Erin handing a plaque to Frankie",
+] * 20
+
+
+def save(model, name, extra_files=()):
+    d = OUT / name
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    model.save_pretrained(d, safe_serialization=True)
+    for f in extra_files:
+        shutil.copy(f, d / Path(f).name)
+    return d
+
+
+def spread(model, seed):
+    """Re-initialises weights with a larger spread. HF's init (std 0.02) makes a tiny random
+    model's next-token distribution nearly flat, so greedy and beam results would hinge on
+    1e-7 differences; wider weights make them robust to float reassociation."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "ln" in name or "layer_norm" in name or "norm" in name:
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def tolist(t):
+    return t.detach().cpu().tolist()
+
+
+def write(d, obj):
+    (d / "expected.json").write_text(json.dumps(obj, separators=(",", ":")))
+
+
+def bpe_tokenizer(vocab_size=400):
+    """A small byte-level BPE (GPT-2 style) trained on the toy corpus."""
+    from tokenizers import ByteLevelBPETokenizer
+    tok = ByteLevelBPETokenizer()
+    tok.train_from_iterator(CORPUS, vocab_size=vocab_size, min_frequency=1, special_tokens=["<|endoftext|>"])
+    path = OUT / "_bpe_tokenizer.json"
+    tok.save(str(path))
+    return path
+
+
+def causal_common(model, d, vocab, extra=None):
+    torch.manual_seed(1)
+    ids = torch.randint(0, vocab, (2, 9))
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    prompt = ids[:1, :5]
+    greedy = model.generate(prompt, max_new_tokens=12, do_sample=False, pad_token_id=0)
+    beams = model.generate(prompt, max_new_tokens=10, num_beams=4, num_return_sequences=4,
+                           length_penalty=1.0, no_repeat_ngram_size=3, early_stopping=True, do_sample=False,
+                           pad_token_id=0, output_scores=True, return_dict_in_generate=True)
+    out = {
+        "input_ids": tolist(ids), "logits": tolist(logits),
+        "prompt": tolist(prompt), "greedy": tolist(greedy),
+        "beam": {"num_beams": 4, "length_penalty": 1.0, "no_repeat_ngram_size": 3, "max_new_tokens": 10,
+                 "sequences": tolist(beams.sequences), "scores": tolist(beams.sequences_scores)},
+    }
+    if extra:
+        out.update(extra)
+    write(d, out)
+
+
+def gpt2(tok_path):
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=400, n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                     bos_token_id=0, eos_token_id=0)
+    m = spread(GPT2LMHeadModel(cfg), 10).eval()
+    d = save(m, "gpt2")
+    shutil.copy(tok_path, d / "tokenizer.json")
+    # A ClipCap-style prefix: 3 free vectors before the token embeddings.
+    torch.manual_seed(2)
+    prefix = torch.randn(2, 3, 32)
+    ids = torch.randint(0, 400, (2, 6))
+    with torch.no_grad():
+        emb = torch.cat([prefix, m.transformer.wte(ids)], dim=1)
+        prefix_logits = m(inputs_embeds=emb).logits
+    # One AdamW step (torch semantics) on a language-modelling loss.
+    train = GPT2LMHeadModel(cfg)
+    train.load_state_dict(m.state_dict())
+    train.train()
+    cfg_dropless = train.config
+    for mod in train.modules():
+        if isinstance(mod, torch.nn.Dropout):
+            mod.p = 0.0
+    torch.manual_seed(3)
+    x = torch.randint(0, 400, (2, 8))
+    opt = torch.optim.AdamW(train.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
+    loss = train(input_ids=x, labels=x).loss
+    loss.backward()
+    opt.step()
+    probe = {k: tolist(v.flatten()[:6]) for k, v in train.state_dict().items()
+             if k in ("transformer.wte.weight", "transformer.h.0.attn.c_attn.weight", "transformer.h.1.mlp.c_proj.bias", "transformer.ln_f.weight")}
+    causal_common(m, d, 400, {
+        "prefix": {"embeds": tolist(prefix), "input_ids": tolist(ids), "logits": tolist(prefix_logits)},
+        "adamw": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.1,
+                  "input_ids": tolist(x), "loss": loss.item(), "params_after": probe},
+    })
+    tokens(d, tok_path)
+
+
+def gpt2_cross():
+    torch.manual_seed(4)
+    cfg = GPT2Config(vocab_size=400, n_positions=64, n_embd=32, n_layer=2, n_head=4, add_cross_attention=True,
+                     bos_token_id=0, eos_token_id=0)
+    m = spread(GPT2LMHeadModel(cfg), 11).eval()
+    d = save(m, "gpt2_cross")
+    torch.manual_seed(5)
+    ids = torch.randint(0, 400, (2, 7))
+    enc = torch.randn(2, 1, 32)  # one memory token, as in the EncDec captioner
+    with torch.no_grad():
+        logits = m(input_ids=ids, encoder_hidden_states=enc).logits
+    write(d, {"input_ids": tolist(ids), "encoder_hidden_states": tolist(enc), "logits": tolist(logits)})
+
+
+def gpt_neo(tok_path):
+    torch.manual_seed(6)
+    cfg = GPTNeoConfig(vocab_size=400, max_position_embeddings=64, hidden_size=32, num_layers=2, num_heads=4,
+                       attention_types=[[["global", "local"], 1]], window_size=4, intermediate_size=None,
+                       bos_token_id=0, eos_token_id=0)
+    m = spread(GPTNeoForCausalLM(cfg), 12).eval()
+    d = save(m, "gpt_neo")
+    shutil.copy(tok_path, d / "tokenizer.json")
+    causal_common(m, d, 400)
+
+
+def t5(name, v11):
+    torch.manual_seed(7 if v11 else 8)
+    kw = dict(vocab_size=512, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+              relative_attention_num_buckets=8, relative_attention_max_distance=20,
+              decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    if v11:
+        kw.update(feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+    m = spread(T5ForConditionalGeneration(T5Config(**kw)), 13).eval()
+    d = save(m, name)
+    torch.manual_seed(9)
+    src = torch.randint(2, 512, (2, 11))
+    tgt = torch.randint(2, 512, (2, 6))
+    with torch.no_grad():
+        out = m(input_ids=src, decoder_input_ids=tgt)
+    greedy = m.generate(src[:1], max_new_tokens=10, do_sample=False)
+    beams = m.generate(src[:1], max_new_tokens=10, min_length=1, num_beams=4, num_return_sequences=4,
+                       length_penalty=2.0, no_repeat_ngram_size=3, early_stopping=True,
+                       output_scores=True, return_dict_in_generate=True)
+    write(d, {"input_ids": tolist(src), "decoder_input_ids": tolist(tgt), "logits": tolist(out.logits),
+              "encoder_last_hidden_state": tolist(out.encoder_last_hidden_state),
+              "greedy": tolist(greedy),
+              "beam": {"num_beams": 4, "length_penalty": 2.0, "no_repeat_ngram_size": 3, "max_new_tokens": 10,
+                       "sequences": tolist(beams.sequences), "scores": tolist(beams.sequences_scores)}})
+
+
+def tokens(d, tok_path):
+    from transformers import PreTrainedTokenizerFast
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(tok_path))
+    (d / "tokens.json").write_text(json.dumps({s: tok.encode(s) for s in STRINGS}, ensure_ascii=False))
+
+
+def t5_tokenizer():
+    from transformers import T5TokenizerFast
+    d = OUT / "t5_tokenizer"
+    d.mkdir(parents=True, exist_ok=True)
+    tok = T5TokenizerFast(vocab_file=str(SPIECE))
+    tok.backend_tokenizer.save(str(d / "tokenizer.json"))
+    (d / "tokens.json").write_text(json.dumps({s: tok.encode(s) for s in STRINGS}, ensure_ascii=False))
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    tok_path = bpe_tokenizer()
+    gpt2(tok_path)
+    gpt2_cross()
+    gpt_neo(tok_path)
+    t5("t5_v1_0", v11=False)
+    t5("t5_v1_1", v11=True)
+    if SPIECE.exists():
+        t5_tokenizer()
+    tok_path.unlink()
+    (OUT / "VERSIONS").write_text(f"torch {torch.__version__}\ntransformers {transformers.__version__}\n")
+    print("fixtures written to", OUT)
+
+
+if __name__ == "__main__":
+    main()
