@@ -3,6 +3,7 @@
 //! `transformers`.
 
 pub mod gpt2;
+pub mod gpt_neo;
 pub mod nn;
 pub mod weights;
 
