@@ -2,9 +2,11 @@
 //! Hugging Face checkpoint keys so real checkpoints load and our own open in
 //! `transformers`.
 
+pub mod generate;
 pub mod gpt2;
 pub mod gpt_neo;
 pub mod nn;
+pub mod t5;
 pub mod weights;
 
 use burn::prelude::*;
