@@ -22,6 +22,7 @@ pub mod registry;
 pub mod scheduler;
 pub mod show;
 pub mod stages;
+pub mod text;
 pub mod store;
 pub mod types;
 

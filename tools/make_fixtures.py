@@ -205,7 +205,13 @@ def t5_tokenizer():
     from transformers import T5TokenizerFast
     d = OUT / "t5_tokenizer"
     d.mkdir(parents=True, exist_ok=True)
-    tok = T5TokenizerFast(vocab_file=str(SPIECE))
+    # transformers 5's T5TokenizerFast(vocab_file=...) yields a broken vocabulary;
+    # from_pretrained on a folder holding spiece.model converts it correctly.
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(SPIECE, Path(tmp) / "spiece.model")
+        tok = T5TokenizerFast.from_pretrained(tmp)
+    assert len(tok) == 32100, len(tok)
     tok.backend_tokenizer.save(str(d / "tokenizer.json"))
     (d / "tokens.json").write_text(json.dumps({s: tok.encode(s) for s in STRINGS}, ensure_ascii=False))
 
