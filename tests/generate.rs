@@ -172,3 +172,61 @@ fn paper_beam_returns_sorted_unnormalised_scores() {
         best.score
     );
 }
+
+fn check_t5(name: &str) {
+    use hhi::models::generate::Seq2Seq;
+    use hhi::models::t5::T5;
+    let e = expected(name);
+    let (m, cfg) = T5::<Cpu>::load(&dir(name), &dev()).unwrap();
+    let src = id_rows(&e["input_ids"]);
+    let ids = burn::tensor::Tensor::<Cpu, 2, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(
+            src[0].iter().map(|&x| x as i64).collect::<Vec<_>>(),
+            [1, src[0].len()],
+        ),
+        &dev(),
+    );
+    let s2s = Seq2Seq {
+        model: &m,
+        enc: m.encode(ids),
+    };
+    let start = vec![vec![cfg.decoder_start()]];
+    let eos = cfg.eos_token_id;
+    let greedy = sample(
+        &s2s,
+        &start,
+        &SampleOptions {
+            max_new_tokens: 10,
+            stop_token: eos,
+            ..Default::default()
+        },
+        &dev(),
+    );
+    assert_eq!(greedy, id_rows(&e["greedy"]), "greedy ids differ");
+    let b = &e["beam"];
+    let opts = BeamOptions {
+        num_beams: 4,
+        max_new_tokens: 10,
+        min_length: 1,
+        length_penalty: 2.0,
+        no_repeat_ngram: 3,
+        early_stopping: true,
+        eos,
+    };
+    let hyps = beam_search(&s2s, &start[0], &opts, &dev());
+    let got: Vec<Vec<u32>> = hyps.iter().map(|h| h.tokens.clone()).collect();
+    assert_eq!(got, id_rows(&b["sequences"]), "beam ids differ");
+    for (h, s) in hyps.iter().zip(b["scores"].as_array().unwrap()) {
+        assert!(
+            (h.score - s.as_f64().unwrap() as f32).abs() <= 1e-4,
+            "beam score {} vs {s}",
+            h.score
+        );
+    }
+}
+
+#[test]
+fn t5_greedy_and_beam_match_transformers() {
+    check_t5("t5_v1_0");
+    check_t5("t5_v1_1");
+}

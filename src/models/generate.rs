@@ -48,6 +48,35 @@ macro_rules! causal_decoder {
 causal_decoder!(super::gpt2::Gpt2<B>);
 causal_decoder!(super::gpt_neo::GptNeo<B>);
 
+/// A sequence-to-sequence model bound to the encoder output of one input (or one per
+/// prompt row): generation runs its decoder.
+pub struct Seq2Seq<'a, B: Backend> {
+    pub model: &'a super::t5::T5<B>,
+    pub enc: Tensor<B, 3>,
+}
+
+impl<B: Backend> Decoder<B> for Seq2Seq<'_, B> {
+    type Cache = (super::t5::T5Cache<B>, Tensor<B, 3>);
+    fn prefill(&self, prompt: Tensor<B, 2, Int>) -> (Tensor<B, 2>, Self::Cache) {
+        let rows = prompt.dims()[0];
+        let enc = if self.enc.dims()[0] == rows {
+            self.enc.clone()
+        } else {
+            self.enc.clone().repeat_dim(0, rows)
+        };
+        let mut cache = self.model.new_cache();
+        let logits = self.model.decode(prompt, &enc, Some(&mut cache));
+        (last(logits), (cache, enc))
+    }
+    fn step(&self, tokens: Tensor<B, 2, Int>, cache: &mut Self::Cache) -> Tensor<B, 2> {
+        last(self.model.decode(tokens, &cache.1, Some(&mut cache.0)))
+    }
+    fn reorder(&self, cache: &mut Self::Cache, rows: Tensor<B, 1, Int>) {
+        cache.0.select(rows.clone());
+        cache.1 = cache.1.clone().select(0, rows);
+    }
+}
+
 fn ids_tensor<B: Backend>(rows: &[Vec<u32>], dev: &B::Device) -> Tensor<B, 2, Int> {
     let t = rows[0].len();
     assert!(
