@@ -7,6 +7,7 @@ pub mod gpt2;
 pub mod gpt_neo;
 pub mod nn;
 pub mod t5;
+pub mod train;
 pub mod weights;
 
 use burn::prelude::*;

@@ -15,6 +15,8 @@ use std::path::Path;
 
 pub struct Weights {
     tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    /// Set for [`Weights::random`]: every request is answered with fresh values.
+    random: Option<RefCell<(rand_chacha::ChaCha8Rng, f32)>>,
     used: RefCell<BTreeSet<String>>,
     missing: RefCell<Vec<String>>,
     misshaped: RefCell<Vec<String>>,
@@ -81,11 +83,25 @@ impl Weights {
     fn new(tensors: HashMap<String, (Vec<usize>, Vec<f32>)>, source: String) -> Weights {
         Weights {
             tensors,
+            random: None,
             used: Default::default(),
             missing: Default::default(),
             misshaped: Default::default(),
             source,
         }
+    }
+
+    /// Weights for a model trained from scratch, initialised as `transformers` does: normal
+    /// with standard deviation `std` for matrices and embeddings, ones for norm scales,
+    /// zeros for biases. Deterministic for a seed (models ask in a fixed order).
+    pub fn random(seed: u64, std: f32) -> Weights {
+        use rand::SeedableRng;
+        let mut w = Weights::new(HashMap::new(), format!("random init (seed {seed})"));
+        w.random = Some(RefCell::new((
+            rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            std,
+        )));
+        w
     }
 
     fn add_bytes(
@@ -105,6 +121,9 @@ impl Weights {
     /// The stored name for `name`: exact, or without its first component (a base model
     /// saved without the `transformer.` prefix of its LM-head wrapper, or the reverse).
     fn resolve(&self, name: &str) -> Option<String> {
+        if self.random.is_some() {
+            return Some(name.to_string());
+        }
         if self.tensors.contains_key(name) {
             return Some(name.to_string());
         }
@@ -117,7 +136,8 @@ impl Weights {
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.resolve(name).is_some()
+        // A random init creates only what is always required; optional tensors stay absent.
+        self.random.is_none() && self.resolve(name).is_some()
     }
 
     /// The tensor `name` with the given shape. A missing or mis-shaped tensor is recorded
@@ -129,6 +149,12 @@ impl Weights {
         shape: [usize; D],
         device: &B::Device,
     ) -> Tensor<B, D> {
+        if let Some(r) = &self.random {
+            return Tensor::from_data(
+                TensorData::new(random_values(r, name, &shape), shape),
+                device,
+            );
+        }
         let Some(key) = self.resolve(name) else {
             self.missing.borrow_mut().push(format!("{name} {shape:?}"));
             return Tensor::zeros(shape, device);
@@ -195,6 +221,25 @@ impl Weights {
         }
         msg.push_str("\n  = help: check that config.json belongs to these weights");
         bail!(msg)
+    }
+}
+
+fn random_values(
+    r: &RefCell<(rand_chacha::ChaCha8Rng, f32)>,
+    name: &str,
+    shape: &[usize],
+) -> Vec<f32> {
+    use rand_distr::Distribution;
+    let n: usize = shape.iter().product();
+    let is_norm = name.contains("ln_") || name.contains("layer_norm") || name.contains("norm.");
+    if name.ends_with(".bias") {
+        vec![0.0; n]
+    } else if is_norm && name.ends_with(".weight") {
+        vec![1.0; n]
+    } else {
+        let mut r = r.borrow_mut();
+        let normal = rand_distr::Normal::new(0.0f32, r.1).expect("a valid standard deviation");
+        (0..n).map(|_| normal.sample(&mut r.0)).collect()
     }
 }
 
