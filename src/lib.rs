@@ -6,6 +6,7 @@
 //! `examples/custom_stage.rs`).
 
 pub mod audit;
+pub mod backend;
 pub mod cli;
 pub mod context;
 pub mod diag;

@@ -1,0 +1,299 @@
+//! Checks the models on any compiled-in backend against the committed transformers
+//! fixtures, and with `--bench` measures training and generation speed on the GPT-2-small
+//! and T5-small shapes. Prints JSON; `tools/bench_models.py` runs it beside PyTorch.
+//!
+//! ```sh
+//! cargo run --release --example models_check -- --backend auto
+//! cargo run --release --features cuda --example models_check -- --backend cuda --bench
+//! ```
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use hhi::models::generate::{SampleOptions, sample};
+use hhi::models::gpt_neo::GptNeo;
+use hhi::models::gpt2::{Gpt2, Gpt2Config};
+use hhi::models::t5::{T5, T5Config};
+use hhi::models::train::{AdamWOptions, adamw, causal_lm_loss};
+use hhi::models::weights::Weights;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn floats<B: Backend, const D: usize>(v: &Value, dev: &B::Device) -> Tensor<B, D> {
+    let (mut shape, mut out) = (Vec::new(), Vec::new());
+    flatten(v, &mut shape, &mut out, 0);
+    Tensor::from_data(
+        TensorData::new(
+            out.into_iter().map(|x| x as f32).collect::<Vec<f32>>(),
+            shape,
+        ),
+        dev,
+    )
+}
+
+fn ints<B: Backend, const D: usize>(v: &Value, dev: &B::Device) -> Tensor<B, D, Int> {
+    let (mut shape, mut out) = (Vec::new(), Vec::new());
+    flatten(v, &mut shape, &mut out, 0);
+    Tensor::from_data(
+        TensorData::new(
+            out.into_iter().map(|x| x as i64).collect::<Vec<i64>>(),
+            shape,
+        ),
+        dev,
+    )
+}
+
+fn flatten(v: &Value, shape: &mut Vec<usize>, out: &mut Vec<f64>, depth: usize) {
+    match v {
+        Value::Array(a) => {
+            if shape.len() == depth {
+                shape.push(a.len());
+            }
+            a.iter().for_each(|x| flatten(x, shape, out, depth + 1));
+        }
+        Value::Number(n) => out.push(n.as_f64().unwrap_or(f64::NAN)),
+        _ => {}
+    }
+}
+
+fn max_diff<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f32 {
+    (a - b)
+        .abs()
+        .max()
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap()[0]
+}
+
+fn expected(fx: &Path, name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(fx.join(name).join("expected.json")).expect("fixture"))
+        .expect("json")
+}
+
+fn parity<B: AutodiffBackend>(fx: &Path, dev: &B::Device) -> anyhow::Result<Value> {
+    let mut out = serde_json::Map::new();
+    let e = expected(fx, "gpt2");
+    let gpt2 = Gpt2::<B::InnerBackend>::load(&fx.join("gpt2"), dev)?.0;
+    out.insert(
+        "gpt2_logits_max_abs".into(),
+        json!(max_diff(
+            gpt2.forward(ints(&e["input_ids"], dev), None),
+            floats(&e["logits"], dev)
+        )),
+    );
+    let prompt: Vec<Vec<u32>> = serde_json::from_value(e["prompt"].clone())?;
+    let want: Vec<Vec<u32>> = serde_json::from_value(e["greedy"].clone())?;
+    let got = sample(
+        &gpt2,
+        &prompt,
+        &SampleOptions {
+            max_new_tokens: 12,
+            ..Default::default()
+        },
+        dev,
+    );
+    out.insert("gpt2_greedy_equal".into(), json!(got == want));
+    let e = expected(fx, "gpt_neo");
+    let neo = GptNeo::<B::InnerBackend>::load(&fx.join("gpt_neo"), dev)?.0;
+    out.insert(
+        "gpt_neo_logits_max_abs".into(),
+        json!(max_diff(
+            neo.forward(ints(&e["input_ids"], dev), None),
+            floats(&e["logits"], dev)
+        )),
+    );
+    for name in ["t5_v1_0", "t5_v1_1"] {
+        let e = expected(fx, name);
+        let t5 = T5::<B::InnerBackend>::load(&fx.join(name), dev)?.0;
+        let l = t5.forward(
+            ints(&e["input_ids"], dev),
+            ints(&e["decoder_input_ids"], dev),
+        );
+        out.insert(
+            format!("{name}_logits_max_abs"),
+            json!(max_diff(l, floats(&e["logits"], dev))),
+        );
+    }
+    // One AdamW step on the autodiff backend.
+    let a = &expected(fx, "gpt2")["adamw"];
+    let model = Gpt2::<B>::load(&fx.join("gpt2"), dev)?.0;
+    let x = ints::<B, 2>(&a["input_ids"], dev);
+    let loss = causal_lm_loss(model.forward(x.clone(), None), x);
+    let l = loss
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap()[0];
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let mut optim = adamw::<B, Gpt2<B>>(AdamWOptions {
+        weight_decay: 0.1,
+        ..Default::default()
+    });
+    let model = optim.step(1e-3, model, grads);
+    let ex = model.valid().export();
+    let mut worst = 0f32;
+    for (name, vals) in a["params_after"].as_object().unwrap() {
+        for (i, v) in vals.as_array().unwrap().iter().enumerate() {
+            let v = v.as_f64().unwrap() as f32;
+            worst = worst.max((ex.tensors[name].1[i] - v).abs() / v.abs().max(1e-3));
+        }
+    }
+    out.insert(
+        "adamw_loss_rel".into(),
+        json!(((l - a["loss"].as_f64().unwrap() as f32) / l).abs()),
+    );
+    out.insert("adamw_params_max_rel".into(), json!(worst));
+    Ok(Value::Object(out))
+}
+
+fn sync<B: Backend>(t: Tensor<B, 1>) {
+    let _ = t.into_data();
+}
+
+fn bench<B: AutodiffBackend>(dev: &B::Device, steps: usize) -> anyhow::Result<Value> {
+    let mut out = serde_json::Map::new();
+    // Practical peak: a 1024² matmul.
+    let a = Tensor::<B::InnerBackend, 2>::ones([1024, 1024], dev);
+    sync(a.clone().matmul(a.clone()).sum());
+    let t = Instant::now();
+    for _ in 0..5 {
+        sync(a.clone().matmul(a.clone()).sum());
+    }
+    out.insert(
+        "matmul_1024_gflops".into(),
+        json!(5.0 * 2.0 * 1024f64.powi(3) / t.elapsed().as_secs_f64() / 1e9),
+    );
+
+    let cfg: Gpt2Config = serde_json::from_value(
+        json!({"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12}),
+    )?;
+    let model = Gpt2::<B>::from_weights(&cfg, Weights::random(1, 0.02), dev)?;
+    let params = 124_439_808f64;
+    let (b, t_len) = (4usize, 128usize);
+    let ids = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(
+            (0..b * t_len)
+                .map(|i| (i * 7919 % 50257) as i64)
+                .collect::<Vec<_>>(),
+            [b, t_len],
+        ),
+        dev,
+    );
+    let step = |m: &Gpt2<B>| {
+        let loss = causal_lm_loss(m.forward(ids.clone(), None), ids.clone());
+        let g = loss.backward();
+        drop(g);
+    };
+    step(&model);
+    let t = Instant::now();
+    for _ in 0..steps {
+        step(&model);
+    }
+    let secs = t.elapsed().as_secs_f64() / steps as f64;
+    let tokens = (b * t_len) as f64;
+    out.insert(
+        "gpt2_small_fwd_bwd_tokens_per_s".into(),
+        json!(tokens / secs),
+    );
+    out.insert(
+        "gpt2_small_fwd_bwd_gflops".into(),
+        json!(6.0 * params * tokens / secs / 1e9),
+    );
+
+    let infer = model.valid();
+    let prompt = vec![(0..16u32).map(|i| i * 31 + 5).collect::<Vec<u32>>()];
+    let o = SampleOptions {
+        max_new_tokens: 32,
+        ..Default::default()
+    };
+    sample(
+        &infer,
+        &prompt,
+        &SampleOptions {
+            max_new_tokens: 4,
+            ..Default::default()
+        },
+        dev,
+    );
+    let t = Instant::now();
+    sample(&infer, &prompt, &o, dev);
+    out.insert(
+        "gpt2_small_generate_tokens_per_s".into(),
+        json!(32.0 / t.elapsed().as_secs_f64()),
+    );
+
+    let tcfg: T5Config = serde_json::from_value(
+        json!({"vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8}),
+    )?;
+    let t5 = T5::<B>::from_weights(&tcfg, Weights::random(2, 0.05), dev)?;
+    let (b, s, tt) = (4usize, 128usize, 32usize);
+    let src = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(
+            (0..b * s)
+                .map(|i| (i * 31 % 32000) as i64 + 2)
+                .collect::<Vec<_>>(),
+            [b, s],
+        ),
+        dev,
+    );
+    let tgt = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(
+            (0..b * tt)
+                .map(|i| (i * 17 % 32000) as i64 + 2)
+                .collect::<Vec<_>>(),
+            [b, tt],
+        ),
+        dev,
+    );
+    let step = || {
+        let logits = t5.forward(src.clone(), tgt.clone());
+        let loss = causal_lm_loss(logits, tgt.clone());
+        drop(loss.backward());
+    };
+    step();
+    let t = Instant::now();
+    for _ in 0..steps {
+        step();
+    }
+    let secs = t.elapsed().as_secs_f64() / steps as f64;
+    out.insert(
+        "t5_small_fwd_bwd_tokens_per_s".into(),
+        json!((b * (s + tt)) as f64 / secs),
+    );
+    Ok(Value::Object(out))
+}
+
+fn run<B: AutodiffBackend>(fx: &Path, do_bench: bool, steps: usize) -> anyhow::Result<Value> {
+    let dev = B::Device::default();
+    let mut v = json!({ "parity": parity::<B>(fx, &dev)? });
+    if do_bench {
+        v["bench"] = bench::<B>(&dev, steps)?;
+    }
+    Ok(v)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let fx = PathBuf::from(get("--fixtures").unwrap_or_else(|| "tests/fixtures".into()));
+    let kind = hhi::backend::resolve(&get("--backend").unwrap_or_else(|| "auto".into()))?;
+    let steps: usize = get("--steps").and_then(|s| s.parse().ok()).unwrap_or(3);
+    let do_bench = args.iter().any(|a| a == "--bench");
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut v = hhi::with_backend!(kind, B, AD => run::<AD>(&fx, do_bench, steps))?;
+    v["backend"] = json!(kind.to_string());
+    v["threads"] = json!(threads);
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Choosing the compute backend at run time: `auto` takes CUDA, then wgpu, then the CPU,
+//! among those compiled in (`--features cuda`, `--features wgpu`). Model code is generic
+//! over burn's `Backend`; [`with_backend!`] instantiates it for the chosen one.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Cpu,
+    #[cfg(feature = "wgpu")]
+    Wgpu,
+    #[cfg(feature = "cuda")]
+    Cuda,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Cpu => "ndarray",
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => "wgpu",
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => "cuda",
+        })
+    }
+}
+
+#[cfg(feature = "cuda")]
+pub type Cuda = burn::backend::Cuda<f32, i32>;
+#[cfg(feature = "wgpu")]
+pub type Wgpu = burn::backend::Wgpu<f32, i32>;
+
+/// Whether a device of this kind answers: a tiny tensor op, with a panic (no driver, no
+/// adapter) taken as "no".
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
+fn usable(kind: BackendKind) -> bool {
+    let probe = std::panic::catch_unwind(|| match kind {
+        BackendKind::Cpu => true,
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => {
+            use burn::prelude::*;
+            let t = Tensor::<Cuda, 1>::ones([4], &Default::default());
+            t.sum().into_scalar() == 4.0
+        }
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => {
+            use burn::prelude::*;
+            let t = Tensor::<Wgpu, 1>::ones([4], &Default::default());
+            t.sum().into_scalar() == 4.0
+        }
+    });
+    probe.unwrap_or(false)
+}
+
+/// Resolves a pipeline's `backend` (auto | ndarray | wgpu | cuda) to a usable backend.
+pub fn resolve(requested: &str) -> anyhow::Result<BackendKind> {
+    match requested {
+        "ndarray" | "cpu" => Ok(BackendKind::Cpu),
+        #[cfg(feature = "cuda")]
+        "cuda" => usable(BackendKind::Cuda)
+            .then_some(BackendKind::Cuda)
+            .ok_or_else(|| anyhow::anyhow!("backend `cuda` was requested but no CUDA device answers (driver or GPU missing?)")),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => usable(BackendKind::Wgpu)
+            .then_some(BackendKind::Wgpu)
+            .ok_or_else(|| anyhow::anyhow!("backend `wgpu` was requested but no GPU adapter answers")),
+        "auto" => {
+            #[cfg(feature = "cuda")]
+            if usable(BackendKind::Cuda) {
+                return Ok(BackendKind::Cuda);
+            }
+            #[cfg(feature = "wgpu")]
+            if usable(BackendKind::Wgpu) {
+                return Ok(BackendKind::Wgpu);
+            }
+            Ok(BackendKind::Cpu)
+        }
+        other => anyhow::bail!(
+            "backend `{other}` is not compiled into this hhi\n  = help: rebuild with `cargo build --release --features {other}`, or use backend = \"auto\""
+        ),
+    }
+}
+
+/// Runs `$body` with `$B` bound to the burn backend type of `$kind` (and `$AD` to its
+/// autodiff wrapper).
+#[macro_export]
+macro_rules! with_backend {
+    ($kind:expr, $B:ident, $AD:ident => $body:expr) => {
+        match $kind {
+            $crate::backend::BackendKind::Cpu => {
+                type $B = $crate::models::Cpu;
+                type $AD = burn::backend::Autodiff<$B>;
+                $body
+            }
+            #[cfg(feature = "wgpu")]
+            $crate::backend::BackendKind::Wgpu => {
+                type $B = $crate::backend::Wgpu;
+                type $AD = burn::backend::Autodiff<$B>;
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            $crate::backend::BackendKind::Cuda => {
+                type $B = $crate::backend::Cuda;
+                type $AD = burn::backend::Autodiff<$B>;
+                $body
+            }
+        }
+    };
+}
