@@ -34,6 +34,14 @@ pub type Wgpu = burn::backend::Wgpu<f32, i32>;
 /// adapter) taken as "no".
 #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 fn usable(kind: BackendKind) -> bool {
+    #[cfg(feature = "cuda")]
+    if kind == BackendKind::Cuda && !driver_present() {
+        return false;
+    }
+    // The backends report a missing device by panicking, on their own threads too: keep
+    // those messages off the user's terminal while probing.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(|| match kind {
         BackendKind::Cpu => true,
         #[cfg(feature = "cuda")]
@@ -49,7 +57,26 @@ fn usable(kind: BackendKind) -> bool {
             t.sum().into_scalar() == 4.0
         }
     });
+    std::panic::set_hook(hook);
     probe.unwrap_or(false)
+}
+
+/// Whether the CUDA driver library can be loaded at all (cheap, and no panic).
+#[cfg(feature = "cuda")]
+fn driver_present() -> bool {
+    ["libcuda.so.1", "libcuda.so"].iter().any(|name| {
+        let c = std::ffi::CString::new(*name).expect("no NUL");
+        // SAFETY: dlopen with a valid C string; the handle is closed at once.
+        unsafe {
+            let h = libc::dlopen(c.as_ptr(), libc::RTLD_LAZY);
+            if h.is_null() {
+                false
+            } else {
+                libc::dlclose(h);
+                true
+            }
+        }
+    })
 }
 
 /// Resolves a pipeline's `backend` (auto | ndarray | wgpu | cuda) to a usable backend.

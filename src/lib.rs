@@ -23,8 +23,8 @@ pub mod registry;
 pub mod scheduler;
 pub mod show;
 pub mod stages;
-pub mod text;
 pub mod store;
+pub mod text;
 pub mod types;
 
 pub use context::StageContext;

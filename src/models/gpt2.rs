@@ -5,8 +5,8 @@
 
 use super::KvCache;
 use super::nn::{
-    Dense, Embedding, LayerNorm, activation_by_name, attention, causal_mask, merge_heads,
-    split_heads,
+    Dense, Embedding, LayerNorm, activation_by_name, attention, causal_mask, lm_logits,
+    merge_heads, positions, split_heads,
 };
 use super::weights::{Export, Weights, read_config};
 use burn::prelude::*;
@@ -275,21 +275,12 @@ impl<B: Backend> Gpt2<B> {
     ) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
-        let pos = Tensor::<B, 1, Int>::arange(past as i64..(past + t) as i64, &x.device())
-            .unsqueeze::<2>()
-            .expand([b, t]);
+        let pos = positions::<B>(past, b, t, &x.device());
         let mut h = x + self.wpe.forward(pos);
         for (i, block) in self.h.iter().enumerate() {
             h = block.forward(h, enc, cache.as_deref_mut().map(|c| (c, i)));
         }
-        self.head(self.ln_f.forward(h))
-    }
-
-    fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
-        match &self.lm_head {
-            Some(l) => l.forward(h),
-            None => h.matmul(self.wte.weight.val().transpose().unsqueeze()),
-        }
+        lm_logits(self.ln_f.forward(h), &self.wte, &self.lm_head)
     }
 
     /// The weights in HF layout and names.

@@ -4,7 +4,8 @@
 
 use super::KvCache;
 use super::nn::{
-    Dense, Embedding, LayerNorm, activation_by_name, attention, merge_heads, split_heads,
+    Dense, Embedding, LayerNorm, activation_by_name, attention, lm_logits, merge_heads, positions,
+    split_heads,
 };
 use super::weights::{Export, Weights, read_config};
 use burn::prelude::*;
@@ -184,9 +185,7 @@ impl<B: Backend> GptNeo<B> {
     ) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
-        let pos = Tensor::<B, 1, Int>::arange(past as i64..(past + t) as i64, &x.device())
-            .unsqueeze::<2>()
-            .expand([b, t]);
+        let pos = positions::<B>(past, b, t, &x.device());
         let mut h = x + self.wpe.forward(pos);
         for (i, blk) in self.h.iter().enumerate() {
             let a = blk.attn.forward(
@@ -200,11 +199,7 @@ impl<B: Backend> GptNeo<B> {
             ));
             h = h + m;
         }
-        let h = self.ln_f.forward(h);
-        match &self.lm_head {
-            Some(l) => l.forward(h),
-            None => h.matmul(self.wte.weight.val().transpose().unsqueeze()),
-        }
+        lm_logits(self.ln_f.forward(h), &self.wte, &self.lm_head)
     }
 
     pub fn export(&self) -> Export {

@@ -148,6 +148,31 @@ impl<B: Backend> Embedding<B> {
     }
 }
 
+/// Position ids `[b, t]` for `t` new tokens after `past` cached ones.
+pub fn positions<B: Backend>(
+    past: usize,
+    b: usize,
+    t: usize,
+    dev: &B::Device,
+) -> Tensor<B, 2, Int> {
+    Tensor::<B, 1, Int>::arange(past as i64..(past + t) as i64, dev)
+        .unsqueeze::<2>()
+        .expand([b, t])
+}
+
+/// Vocabulary logits: through `head` if the model has its own, else through the token
+/// embeddings (a tied head).
+pub fn lm_logits<B: Backend>(
+    h: Tensor<B, 3>,
+    wte: &Embedding<B>,
+    head: &Option<Dense<B>>,
+) -> Tensor<B, 3> {
+    match head {
+        Some(l) => l.forward(h),
+        None => h.matmul(wte.weight.val().transpose().unsqueeze()),
+    }
+}
+
 /// `[b, t, h*dh]` → `[b, h, t, dh]`.
 pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
     let [b, t, d] = x.dims();

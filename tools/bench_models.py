@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Model speed, hhi against PyTorch on the same machine, device and thread count.
+
+Measures forward+backward tokens/s on the GPT-2-small (12x768) and T5-small shapes and
+greedy generation tokens/s (KV cache) for GPT-2-small, first with PyTorch, then with
+`examples/models_check --bench`, and prints the ratios (hhi / PyTorch; > 1 means hhi is
+faster). Shapes and step counts match those in examples/models_check.rs.
+
+    cargo build --release --example models_check            # CPU
+    python3 tools/bench_models.py
+    # on a GPU machine, with a binary built with --features cuda:
+    python3 tools/bench_models.py --device cuda --binary ./models_check
+"""
+import argparse, json, os, subprocess, sys, time
+from pathlib import Path
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sync(dev):
+    if dev == "cuda":
+        torch.cuda.synchronize()
+
+
+def torch_bench(dev, steps):
+    out = {}
+    a = torch.ones(1024, 1024, device=dev)
+    (a @ a).sum().item()
+    t = time.perf_counter()
+    for _ in range(5):
+        (a @ a).sum().item()
+    out["matmul_1024_gflops"] = 5 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9
+
+    torch.manual_seed(1)
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
+                                   resid_pdrop=0, embd_pdrop=0, attn_pdrop=0)).to(dev)
+    m.config._attn_implementation = "eager"
+    b, t_len = 4, 128
+    ids = (torch.arange(b * t_len) * 7919 % 50257).view(b, t_len).to(dev)
+
+    def step():
+        loss = m(input_ids=ids, labels=ids).loss
+        loss.backward()
+        m.zero_grad(set_to_none=True)
+
+    step(); sync(dev)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(dev)
+    secs = (time.perf_counter() - t) / steps
+    out["gpt2_small_fwd_bwd_tokens_per_s"] = b * t_len / secs
+    out["gpt2_small_fwd_bwd_gflops"] = 6 * 124_439_808 * b * t_len / secs / 1e9
+
+    m.eval()
+    prompt = torch.tensor([[i * 31 + 5 for i in range(16)]], device=dev)
+    with torch.no_grad():
+        m.generate(prompt, max_new_tokens=4, min_new_tokens=4, do_sample=False, pad_token_id=0)
+        sync(dev)
+        t = time.perf_counter()
+        m.generate(prompt, max_new_tokens=32, min_new_tokens=32, do_sample=False, pad_token_id=0)
+        sync(dev)
+    out["gpt2_small_generate_tokens_per_s"] = 32 / (time.perf_counter() - t)
+
+    t5 = T5ForConditionalGeneration(T5Config(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6,
+                                             num_heads=8, dropout_rate=0.0, decoder_start_token_id=0,
+                                             pad_token_id=0)).to(dev)
+    b, s, tt = 4, 128, 32
+    src = ((torch.arange(b * s) * 31 % 32000) + 2).view(b, s).to(dev)
+    tgt = ((torch.arange(b * tt) * 17 % 32000) + 2).view(b, tt).to(dev)
+
+    def t5_step():
+        logits = t5(input_ids=src, decoder_input_ids=tgt).logits
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tgt[:, 1:].reshape(-1))
+        loss.backward()
+        t5.zero_grad(set_to_none=True)
+
+    t5_step(); sync(dev)
+    t = time.perf_counter()
+    for _ in range(steps):
+        t5_step()
+    sync(dev)
+    out["t5_small_fwd_bwd_tokens_per_s"] = b * (s + tt) / ((time.perf_counter() - t) / steps)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--backend", default=None, help="hhi backend (default: ndarray on cpu, cuda on cuda)")
+    ap.add_argument("--binary", default=str(ROOT / "target/release/examples/models_check"))
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    pt = torch_bench(a.device, a.steps)
+    backend = a.backend or ("ndarray" if a.device == "cpu" else "cuda")
+    env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
+    res = subprocess.run([a.binary, "--backend", backend, "--bench", "--steps", str(a.steps),
+                          "--fixtures", str(ROOT / "tests/fixtures")], capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        sys.exit(res.stderr)
+    ours = json.loads(res.stdout)
+    report = {"device": a.device, "threads": a.threads, "torch": torch.__version__, "pytorch": pt,
+              "hhi": ours["bench"], "parity": ours["parity"], "backend": ours["backend"],
+              "ratio_hhi_over_pytorch": {k: ours["bench"][k] / pt[k] for k in pt if k in ours["bench"]}}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
