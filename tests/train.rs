@@ -20,18 +20,22 @@ fn ids<B: Backend>(rows: &[Vec<u32>], dev: &B::Device) -> Tensor<B, 2, Int> {
     Tensor::from_data(TensorData::new(flat, [rows.len(), rows[0].len()]), dev)
 }
 
-#[test]
-fn one_adamw_step_matches_torch() {
-    let e = &expected("gpt2")["adamw"];
-    let dev = Dev::default();
-    let model = Gpt2::<CpuTrain>::load(&dir("gpt2"), &dev).unwrap().0;
-    let x = ids::<CpuTrain>(&id_rows(&e["input_ids"]), &dev);
-    let loss = causal_lm_loss(model.forward(x.clone(), None), x);
-    let l: f32 = loss.clone().into_scalar();
+/// One AdamW step from a fixture's weights: loss and updated parameters against torch.
+fn check_adamw<M: AutodiffModule<CpuTrain>>(
+    name: &str,
+    model: M,
+    loss: impl Fn(&M, &serde_json::Value) -> Tensor<CpuTrain, 1>,
+    export: impl Fn(&M::InnerModule) -> hhi::models::weights::Export,
+) {
+    let e = &expected(name)["adamw"];
+    let l = loss(&model, e);
+    let got: f32 = l.clone().into_scalar();
     let want = e["loss"].as_f64().unwrap() as f32;
-    assert!((l - want).abs() <= 1e-5 * want.abs(), "loss {l} vs {want}");
-
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    assert!(
+        (got - want).abs() <= 1e-5 * want.abs(),
+        "{name}: loss {got} vs {want}"
+    );
+    let grads = GradientsParams::from_grads(l.backward(), &model);
     let betas = e["betas"].as_array().unwrap();
     let opts = AdamWOptions {
         betas: (
@@ -41,19 +45,66 @@ fn one_adamw_step_matches_torch() {
         eps: e["eps"].as_f64().unwrap() as f32,
         weight_decay: e["weight_decay"].as_f64().unwrap() as f32,
     };
-    let mut optim = adamw::<CpuTrain, Gpt2<CpuTrain>>(opts);
+    let mut optim = adamw::<CpuTrain, M>(opts);
     let model = optim.step(e["lr"].as_f64().unwrap(), model, grads);
-    let exported = model.valid().export();
-    for (name, vals) in e["params_after"].as_object().unwrap() {
-        let got = &exported.tensors[name].1;
+    let exported = export(&model.valid());
+    for (param, vals) in e["params_after"].as_object().unwrap() {
+        let got = &exported.tensors[param].1;
         for (i, v) in vals.as_array().unwrap().iter().enumerate() {
             let v = v.as_f64().unwrap() as f32;
             assert!(
                 (got[i] - v).abs() <= 1e-5 * v.abs() + 1e-7,
-                "{name}[{i}]: {} vs {v}",
+                "{name} {param}[{i}]: {} vs {v}",
                 got[i]
             );
         }
+    }
+}
+
+#[test]
+fn one_adamw_step_matches_torch() {
+    let dev = Dev::default();
+    let lm = |forward: &dyn Fn(Tensor<CpuTrain, 2, Int>) -> Tensor<CpuTrain, 3>,
+              e: &serde_json::Value| {
+        let x = ids::<CpuTrain>(&id_rows(&e["input_ids"]), &dev);
+        causal_lm_loss(forward(x.clone()), x)
+    };
+    let gpt2 = Gpt2::<CpuTrain>::load(&dir("gpt2"), &dev).unwrap().0;
+    check_adamw(
+        "gpt2",
+        gpt2,
+        |m, e| lm(&|x| m.forward(x, None), e),
+        |m| m.export(),
+    );
+    let neo = hhi::models::gpt_neo::GptNeo::<CpuTrain>::load(&dir("gpt_neo"), &dev)
+        .unwrap()
+        .0;
+    check_adamw(
+        "gpt_neo",
+        neo,
+        |m, e| lm(&|x| m.forward(x, None), e),
+        |m| m.export(),
+    );
+    for name in ["t5_v1_0", "t5_v1_1"] {
+        let (t5, cfg) = hhi::models::t5::T5::<CpuTrain>::load(&dir(name), &dev).unwrap();
+        let start = cfg.decoder_start();
+        // transformers' `labels=y`: the decoder reads y shifted right behind the start token.
+        let s2s = |m: &hhi::models::t5::T5<CpuTrain>, e: &serde_json::Value| {
+            let x = ids::<CpuTrain>(&id_rows(&e["input_ids"]), &dev);
+            let y = id_rows(&e["labels"]);
+            let shifted: Vec<Vec<u32>> = y
+                .iter()
+                .map(|r| {
+                    std::iter::once(start)
+                        .chain(r[..r.len() - 1].iter().copied())
+                        .collect()
+                })
+                .collect();
+            let logits = m.forward(x, ids::<CpuTrain>(&shifted, &dev));
+            let w = Tensor::<CpuTrain, 1>::ones([y.len()], &dev);
+            weighted_token_ce(logits, ids::<CpuTrain>(&y, &dev), w, -100)
+        };
+        check_adamw(name, t5, s2s, |m| m.export());
     }
 }
 

@@ -86,6 +86,32 @@ def bpe_tokenizer(vocab_size=400):
     return path
 
 
+def adamw_fixture(model, loss_fn, probe):
+    """One torch AdamW step from `model`'s weights: the loss before it and a few values of
+    the named parameters after it."""
+    import copy
+    cfg = copy.deepcopy(model.config)
+    # Some models apply dropout functionally from config values (T5's attention), so
+    # zeroing nn.Dropout modules alone is not enough.
+    for attr in ("dropout_rate", "resid_pdrop", "embd_pdrop", "attn_pdrop", "attention_dropout",
+                 "embed_dropout", "resid_dropout"):
+        if hasattr(cfg, attr):
+            setattr(cfg, attr, 0.0)
+    train = type(model)(cfg)
+    train.load_state_dict(model.state_dict())
+    train.train()
+    for mod in train.modules():
+        if isinstance(mod, torch.nn.Dropout):
+            mod.p = 0.0
+    opt = torch.optim.AdamW(train.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
+    loss, inputs = loss_fn(train)
+    loss.backward()
+    opt.step()
+    sd = train.state_dict()
+    return {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.1, "loss": loss.item(),
+            "params_after": {k: tolist(sd[k].flatten()[:6]) for k in probe}, **inputs}
+
+
 def causal_common(model, d, vocab, extra=None):
     torch.manual_seed(1)
     ids = torch.randint(0, vocab, (2, 9))
@@ -167,7 +193,13 @@ def gpt_neo(tok_path):
     m = spread(GPTNeoForCausalLM(cfg), 12).eval()
     d = save(m, "gpt_neo")
     shutil.copy(tok_path, d / "tokenizer.json")
-    causal_common(m, d, 400)
+    def lm_loss(train):
+        torch.manual_seed(3)
+        x = torch.randint(0, 400, (2, 8))
+        return train(input_ids=x, labels=x).loss, {"input_ids": tolist(x)}
+    causal_common(m, d, 400, {"adamw": adamw_fixture(m, lm_loss, [
+        "transformer.wte.weight", "transformer.h.0.attn.attention.q_proj.weight",
+        "transformer.h.1.mlp.c_fc.bias", "transformer.ln_f.bias"])})
 
 
 def t5(name, v11):
@@ -188,7 +220,15 @@ def t5(name, v11):
     beams = m.generate(src[:1], max_new_tokens=10, min_length=1, num_beams=4, num_return_sequences=4,
                        length_penalty=2.0, no_repeat_ngram_size=3, early_stopping=True,
                        output_scores=True, return_dict_in_generate=True)
-    write(d, {"input_ids": tolist(src), "decoder_input_ids": tolist(tgt), "logits": tolist(out.logits),
+    def s2s_loss(train):
+        torch.manual_seed(3)
+        x = torch.randint(2, 512, (2, 9))
+        y = torch.randint(2, 512, (2, 5))
+        return train(input_ids=x, labels=y).loss, {"input_ids": tolist(x), "labels": tolist(y)}
+    probe = ["shared.weight", "encoder.block.0.layer.0.SelfAttention.q.weight",
+             "decoder.block.1.layer.2.DenseReluDense.wo.weight", "decoder.final_layer_norm.weight"]
+    adamw = adamw_fixture(m, s2s_loss, probe)
+    write(d, {"adamw": adamw, "input_ids": tolist(src), "decoder_input_ids": tolist(tgt), "logits": tolist(out.logits),
               "encoder_last_hidden_state": tolist(out.encoder_last_hidden_state),
               "greedy": tolist(greedy),
               "beam": {"num_beams": 4, "length_penalty": 2.0, "no_repeat_ngram_size": 3, "max_new_tokens": 10,
