@@ -138,3 +138,21 @@ fn wrong_shape_and_missing_keys_are_listed_by_name() {
         "{err}"
     );
 }
+
+/// Writes every model's export to `target/exported/<name>/` so that
+/// `tools/check_exports.py` can open them with transformers (a developer-machine check).
+#[test]
+fn exports_for_transformers() {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/exported");
+    for name in ["gpt2", "gpt2_cross", "gpt_neo", "t5_v1_0", "t5_v1_1"] {
+        let d = out.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(dir(name).join("config.json"), d.join("config.json")).unwrap();
+        let ex = match name {
+            "gpt_neo" => hhi::models::gpt_neo::GptNeo::<Cpu>::load(&dir(name), &dev()).unwrap().0.export(),
+            n if n.starts_with("t5") => hhi::models::t5::T5::<Cpu>::load(&dir(name), &dev()).unwrap().0.export(),
+            _ => Gpt2::<Cpu>::load(&dir(name), &dev()).unwrap().0.export(),
+        };
+        ex.save(&d.join("model.safetensors")).unwrap();
+    }
+}
