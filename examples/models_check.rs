@@ -154,6 +154,34 @@ fn sync<B: Backend>(t: Tensor<B, 1>) {
     let _ = t.into_data();
 }
 
+fn bench_generate<B: Backend>(dev: &B::Device) -> anyhow::Result<f64> {
+    let cfg: Gpt2Config = serde_json::from_value(
+        json!({"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12}),
+    )?;
+    let infer = Gpt2::<B>::from_weights(&cfg, Weights::random(1, 0.02), dev)?;
+    let prompt = vec![(0..16u32).map(|i| i * 31 + 5).collect::<Vec<u32>>()];
+    sample(
+        &infer,
+        &prompt,
+        &SampleOptions {
+            max_new_tokens: 4,
+            ..Default::default()
+        },
+        dev,
+    );
+    let t = Instant::now();
+    sample(
+        &infer,
+        &prompt,
+        &SampleOptions {
+            max_new_tokens: 32,
+            ..Default::default()
+        },
+        dev,
+    );
+    Ok(32.0 / t.elapsed().as_secs_f64())
+}
+
 fn bench<B: AutodiffBackend>(dev: &B::Device, steps: usize) -> anyhow::Result<Value> {
     let mut out = serde_json::Map::new();
     // Practical peak: a 1024² matmul.
@@ -288,6 +316,14 @@ fn main() -> anyhow::Result<()> {
     let kind = hhi::backend::resolve(&get("--backend").unwrap_or_else(|| "auto".into()))?;
     let steps: usize = get("--steps").and_then(|s| s.parse().ok()).unwrap_or(3);
     let do_bench = args.iter().any(|a| a == "--bench");
+    if args.iter().any(|a| a == "--bench-generate") {
+        let tps = hhi::with_backend!(kind, B, AD => bench_generate::<B>(&Default::default()))?;
+        println!(
+            "{}",
+            json!({ "backend": kind.to_string(), "gpt2_small_generate_tokens_per_s": tps })
+        );
+        return Ok(());
+    }
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

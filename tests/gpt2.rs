@@ -149,8 +149,14 @@ fn exports_for_transformers() {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::copy(dir(name).join("config.json"), d.join("config.json")).unwrap();
         let ex = match name {
-            "gpt_neo" => hhi::models::gpt_neo::GptNeo::<Cpu>::load(&dir(name), &dev()).unwrap().0.export(),
-            n if n.starts_with("t5") => hhi::models::t5::T5::<Cpu>::load(&dir(name), &dev()).unwrap().0.export(),
+            "gpt_neo" => hhi::models::gpt_neo::GptNeo::<Cpu>::load(&dir(name), &dev())
+                .unwrap()
+                .0
+                .export(),
+            n if n.starts_with("t5") => hhi::models::t5::T5::<Cpu>::load(&dir(name), &dev())
+                .unwrap()
+                .0
+                .export(),
             _ => Gpt2::<Cpu>::load(&dir(name), &dev()).unwrap().0.export(),
         };
         ex.save(&d.join("model.safetensors")).unwrap();
