@@ -7,6 +7,8 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     Cpu,
+    #[cfg(feature = "flex")]
+    Flex,
     #[cfg(feature = "wgpu")]
     Wgpu,
     #[cfg(feature = "cuda")]
@@ -17,6 +19,8 @@ impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             BackendKind::Cpu => "ndarray",
+            #[cfg(feature = "flex")]
+            BackendKind::Flex => "flex",
             #[cfg(feature = "wgpu")]
             BackendKind::Wgpu => "wgpu",
             #[cfg(feature = "cuda")]
@@ -44,6 +48,8 @@ fn usable(kind: BackendKind) -> bool {
     std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(|| match kind {
         BackendKind::Cpu => true,
+        #[cfg(feature = "flex")]
+        BackendKind::Flex => true,
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => {
             use burn::prelude::*;
@@ -83,6 +89,8 @@ fn driver_present() -> bool {
 pub fn resolve(requested: &str) -> anyhow::Result<BackendKind> {
     match requested {
         "ndarray" | "cpu" => Ok(BackendKind::Cpu),
+        #[cfg(feature = "flex")]
+        "flex" => Ok(BackendKind::Flex),
         #[cfg(feature = "cuda")]
         "cuda" => usable(BackendKind::Cuda)
             .then_some(BackendKind::Cuda)
@@ -116,6 +124,12 @@ macro_rules! with_backend {
         match $kind {
             $crate::backend::BackendKind::Cpu => {
                 type $B = $crate::models::Cpu;
+                type $AD = burn::backend::Autodiff<$B>;
+                $body
+            }
+            #[cfg(feature = "flex")]
+            $crate::backend::BackendKind::Flex => {
+                type $B = burn::backend::Flex<f32, i32>;
                 type $AD = burn::backend::Autodiff<$B>;
                 $body
             }
