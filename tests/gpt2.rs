@@ -162,3 +162,69 @@ fn exports_for_transformers() {
         ex.save(&d.join("model.safetensors")).unwrap();
     }
 }
+
+/// A checkpoint split into shards with an index, stored as f16 and bf16, loads and
+/// computes what the f32 original computes, to half precision.
+#[test]
+fn sharded_half_precision_checkpoints_load() {
+    use safetensors::{Dtype, tensor::TensorView};
+    let m = load("gpt2");
+    let ex = m.export();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir("gpt2").join("config.json"),
+        tmp.path().join("config.json"),
+    )
+    .unwrap();
+    let names: Vec<&String> = ex.tensors.keys().collect();
+    let (first, second) = names.split_at(names.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (i, (part, dtype)) in [(first, Dtype::F16), (second, Dtype::BF16)]
+        .into_iter()
+        .enumerate()
+    {
+        let file = format!("model-0000{}-of-00002.safetensors", i + 1);
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = part
+            .iter()
+            .map(|k| {
+                let (shape, vals) = &ex.tensors[*k];
+                let b: Vec<u8> = match dtype {
+                    Dtype::F16 => vals
+                        .iter()
+                        .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                        .collect(),
+                    _ => vals
+                        .iter()
+                        .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+                        .collect(),
+                };
+                ((*k).clone(), shape.clone(), b)
+            })
+            .collect();
+        let views: Vec<(String, TensorView)> = bytes
+            .iter()
+            .map(|(k, s, b)| (k.clone(), TensorView::new(dtype, s.clone(), b).unwrap()))
+            .collect();
+        std::fs::write(
+            tmp.path().join(&file),
+            safetensors::serialize(views, None).unwrap(),
+        )
+        .unwrap();
+        for k in part {
+            weight_map.insert((*k).clone(), serde_json::Value::String(file.clone()));
+        }
+    }
+    let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
+    std::fs::write(
+        tmp.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    let half_model = Gpt2::<Cpu>::load(tmp.path(), &dev()).unwrap().0;
+    let ids = ints::<2>(&expected("gpt2")["input_ids"]);
+    let d = max_abs_diff(m.forward(ids.clone(), None), half_model.forward(ids, None));
+    assert!(
+        d > 0.0 && d < 0.5,
+        "half-precision weights should change logits a little: {d}"
+    );
+}
