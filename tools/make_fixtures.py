@@ -256,6 +256,110 @@ def t5_tokenizer():
     (d / "tokens.json").write_text(json.dumps({s: tok.encode(s) for s in STRINGS}, ensure_ascii=False))
 
 
+def clip_tokenizer():
+    """A CLIP-style BPE (lower-cased, `</w>` end-of-word marker) trained on the toy corpus
+    and converted by transformers' own CLIPTokenizerFast, so the tokenizer.json has
+    exactly CLIP's normalizer, pre-tokenizer and post-processor."""
+    import tempfile
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, normalizers
+    from transformers import CLIPTokenizerFast
+    tok = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(vocab_size=300, min_frequency=1, end_of_word_suffix="</w>",
+                                  special_tokens=["<|startoftext|>", "<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([c.lower() for c in CORPUS], trainer)
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.model.save(tmp)
+        # As for T5: transformers 5 builds a broken tokenizer from vocab_file=/merges_file=,
+        # but converts a folder correctly.
+        fast = CLIPTokenizerFast.from_pretrained(tmp)
+        d = OUT / "clip"
+        d.mkdir(parents=True, exist_ok=True)
+        fast.backend_tokenizer.save(str(d / "tokenizer.json"))
+    return fast
+
+
+def clip():
+    from transformers import CLIPConfig, CLIPModel
+    tok = clip_tokenizer()
+    torch.manual_seed(20)
+    cfg = CLIPConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=32,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=2, num_attention_heads=4),
+        projection_dim=16)
+    m = spread(CLIPModel(cfg), 21).eval()
+    d = OUT / "clip"
+    m.save_pretrained(d, safe_serialization=True)
+    texts = ["_ shaking hands with _", "charlie hugging dani", "a photo"]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    torch.manual_seed(22)
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = m(input_ids=enc.input_ids, attention_mask=enc.attention_mask, pixel_values=pixels)
+    write(d, {"texts": texts, "input_ids": tolist(enc.input_ids), "attention_mask": tolist(enc.attention_mask),
+              "pixel_values": tolist(pixels), "image_embeds": tolist(out.image_embeds),
+              "text_embeds": tolist(out.text_embeds), "logits_per_image": tolist(out.logits_per_image),
+              "tokens": {t: tok.encode(t) for t in STRINGS}})
+
+
+def images():
+    """Test images written here (colour JPEG, greyscale JPEG, CMYK JPEG, PNG with alpha)
+    and what CLIP's PIL-based image processor makes of them."""
+    import numpy as np
+    from PIL import Image
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    d = OUT / "images"
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(30)
+    def picture(w, h):
+        y, x = np.mgrid[0:h, 0:w]
+        base = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) * 127 // (w + h))], -1)
+        noise = rng.integers(0, 60, size=(h, w, 3))
+        return np.clip(base + noise, 0, 255).astype(np.uint8)
+    Image.fromarray(picture(120, 90)).save(d / "colour.jpg", quality=92)
+    Image.fromarray(picture(70, 100)).convert("L").save(d / "grey.jpg", quality=92)
+    Image.fromarray(picture(96, 80)).convert("CMYK").save(d / "cmyk.jpg", quality=92)
+    rgba = np.concatenate([picture(64, 48), rng.integers(0, 256, size=(48, 64, 1)).astype(np.uint8)], -1)
+    Image.fromarray(rgba, "RGBA").save(d / "alpha.png")
+    proc = CLIPImageProcessorPil(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32})
+    out = {}
+    for name in ["colour.jpg", "grey.jpg", "cmyk.jpg", "alpha.png"]:
+        px = proc(images=Image.open(d / name), return_tensors="pt").pixel_values[0]
+        out[name] = tolist(px)
+    (d / "expected.json").write_text(json.dumps({"shortest_edge": 40, "crop": 32, "pixels": out}, separators=(",", ":")))
+
+
+def bart():
+    from transformers import BartConfig, BartForSequenceClassification
+    torch.manual_seed(40)
+    cfg = BartConfig(vocab_size=400, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                     decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+                     num_labels=3, id2label={0: "contradiction", 1: "neutral", 2: "entailment"},
+                     label2id={"contradiction": 0, "neutral": 1, "entailment": 2},
+                     bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2)
+    m = spread(BartForSequenceClassification(cfg), 41).eval()
+    d = save(m, "bart_mnli")
+    # (premise, hypothesis) pairs of different lengths: <s> p </s></s> h </s>, padded.
+    g = torch.Generator().manual_seed(42)
+    rows = []
+    for lp, lh in [(9, 4), (3, 2), (6, 7)]:
+        p = torch.randint(3, 400, (lp,), generator=g).tolist()
+        h = torch.randint(3, 400, (lh,), generator=g).tolist()
+        rows.append([0] + p + [2, 2] + h + [2])
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([r + [1] * (width - len(r)) for r in rows])
+    mask = (ids != 1).long()
+    with torch.no_grad():
+        logits = m(input_ids=ids, attention_mask=mask).logits
+    write(d, {"input_ids": tolist(ids), "attention_mask": tolist(mask), "logits": tolist(logits),
+              "probs": tolist(logits.softmax(-1)), "labels": ["contradiction", "neutral", "entailment"]})
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
@@ -267,6 +371,9 @@ def main():
     t5("t5_v1_1", v11=True)
     if SPIECE.exists():
         t5_tokenizer()
+    clip()
+    images()
+    bart()
     tok_path.unlink()
     (OUT / "VERSIONS").write_text(f"torch {torch.__version__}\ntransformers {transformers.__version__}\n")
     print("fixtures written to", OUT)
