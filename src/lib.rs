@@ -26,6 +26,7 @@ pub mod stages;
 pub mod store;
 pub mod text;
 pub mod types;
+pub mod vision;
 
 pub use context::StageContext;
 pub use params::{ParamSpec, ParamType, Params, Value};

@@ -1,0 +1,3 @@
+//! Images: decoding and CLIP's preprocessing.
+
+pub mod preprocess;
