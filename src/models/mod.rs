@@ -2,6 +2,7 @@
 //! Hugging Face checkpoint keys so real checkpoints load and our own open in
 //! `transformers`.
 
+pub mod bart;
 pub mod generate;
 pub mod gpt2;
 pub mod gpt_neo;
