@@ -144,11 +144,22 @@ fn wrong_shape_and_missing_keys_are_listed_by_name() {
 #[test]
 fn exports_for_transformers() {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/exported");
-    for name in ["gpt2", "gpt2_cross", "gpt_neo", "t5_v1_0", "t5_v1_1"] {
+    for name in [
+        "gpt2",
+        "gpt2_cross",
+        "gpt_neo",
+        "t5_v1_0",
+        "t5_v1_1",
+        "bart_mnli",
+    ] {
         let d = out.join(name);
         std::fs::create_dir_all(&d).unwrap();
         std::fs::copy(dir(name).join("config.json"), d.join("config.json")).unwrap();
         let ex = match name {
+            "bart_mnli" => hhi::models::bart::BartClassifier::<Cpu>::load(&dir(name), &dev())
+                .unwrap()
+                .0
+                .export(),
             "gpt_neo" => hhi::models::gpt_neo::GptNeo::<Cpu>::load(&dir(name), &dev())
                 .unwrap()
                 .0

@@ -8,15 +8,18 @@ fixtures: proof that hhi's saved weights are real HF checkpoints.
 import json, sys
 from pathlib import Path
 import torch
-from transformers import AutoModelForCausalLM, T5ForConditionalGeneration
+from transformers import AutoModelForCausalLM, BartForSequenceClassification, T5ForConditionalGeneration
 
 ROOT = Path(__file__).resolve().parent.parent
 worst = 0.0
-for name in ["gpt2", "gpt2_cross", "gpt_neo", "t5_v1_0", "t5_v1_1"]:
+for name in ["gpt2", "gpt2_cross", "gpt_neo", "t5_v1_0", "t5_v1_1", "bart_mnli"]:
     d = ROOT / "target/exported" / name
     e = json.loads((ROOT / "tests/fixtures" / name / "expected.json").read_text())
     with torch.no_grad():
-        if name.startswith("t5"):
+        if name == "bart_mnli":
+            m = BartForSequenceClassification.from_pretrained(d).eval()
+            logits = m(input_ids=torch.tensor(e["input_ids"]), attention_mask=torch.tensor(e["attention_mask"])).logits
+        elif name.startswith("t5"):
             m = T5ForConditionalGeneration.from_pretrained(d).eval()
             logits = m(input_ids=torch.tensor(e["input_ids"]), decoder_input_ids=torch.tensor(e["decoder_input_ids"])).logits
         else:
