@@ -3,6 +3,7 @@
 //! `transformers`.
 
 pub mod bart;
+pub mod clip;
 pub mod generate;
 pub mod gpt2;
 pub mod gpt_neo;

@@ -170,6 +170,27 @@ impl Weights {
         Tensor::from_data(TensorData::new(data.clone(), shape), device)
     }
 
+    /// A 0-D tensor (a scalar such as CLIP's `logit_scale`; burn has no 0-D tensors). A
+    /// random init answers `init`; a missing one is recorded like any missing tensor.
+    pub fn scalar(&self, name: &str, init: f32) -> f32 {
+        if self.random.is_some() {
+            return init;
+        }
+        let Some(key) = self.resolve(name) else {
+            self.missing.borrow_mut().push(format!("{name} []"));
+            return init;
+        };
+        self.used.borrow_mut().insert(key.clone());
+        let (shape, data) = &self.tensors[&key];
+        if data.len() != 1 {
+            self.misshaped
+                .borrow_mut()
+                .push(format!("{name}: expected [], found {shape:?}"));
+            return init;
+        }
+        data[0]
+    }
+
     /// Like [`Weights::get`] for a tensor that may be absent (returns `None` then).
     pub fn get_opt<B: Backend, const D: usize>(
         &self,
