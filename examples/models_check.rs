@@ -258,6 +258,29 @@ fn bench<B: AutodiffBackend>(dev: &B::Device, steps: usize) -> anyhow::Result<Va
         json!({"vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8}),
     )?;
     let t5 = T5::<B>::from_weights(&tcfg, Weights::random(2, 0.05), dev)?;
+    // The captioner's frozen eyes: CLIP ViT-B/32 image tower, images/s.
+    let ccfg: hhi::models::clip::ClipConfig = serde_json::from_value(json!({
+        "text_config": {"vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 1, "num_attention_heads": 8},
+        "vision_config": {"image_size": 224, "patch_size": 32, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12},
+        "projection_dim": 512
+    }))?;
+    let clip = hhi::models::clip::Clip::<B::InnerBackend>::from_weights(
+        &ccfg,
+        Weights::random(3, 0.02),
+        dev,
+    )?;
+    let images = Tensor::<B::InnerBackend, 4>::ones([8, 3, 224, 224], dev);
+    let _ = clip.image_embeds(images.clone()).into_data();
+    let t = Instant::now();
+    for _ in 0..steps {
+        let _ = clip.image_embeds(images.clone()).into_data();
+    }
+    out.insert(
+        "clip_vit_b32_images_per_s".into(),
+        json!(8.0 * steps as f64 / t.elapsed().as_secs_f64()),
+    );
+    drop(clip);
+
     let (b, s, tt) = (4usize, 128usize, 32usize);
     let src = Tensor::<B, 2, Int>::from_data(
         TensorData::new(

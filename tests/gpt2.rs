@@ -151,11 +151,16 @@ fn exports_for_transformers() {
         "t5_v1_0",
         "t5_v1_1",
         "bart_mnli",
+        "clip",
     ] {
         let d = out.join(name);
         std::fs::create_dir_all(&d).unwrap();
         std::fs::copy(dir(name).join("config.json"), d.join("config.json")).unwrap();
         let ex = match name {
+            "clip" => hhi::models::clip::Clip::<Cpu>::load(&dir(name), &dev())
+                .unwrap()
+                .0
+                .export(),
             "bart_mnli" => hhi::models::bart::BartClassifier::<Cpu>::load(&dir(name), &dev())
                 .unwrap()
                 .0

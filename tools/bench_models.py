@@ -2,7 +2,8 @@
 """Model speed, hhi against PyTorch on the same machine, device and thread count.
 
 Measures forward+backward tokens/s on the GPT-2-small (12x768) and T5-small shapes and
-greedy generation tokens/s (KV cache) for GPT-2-small, first with PyTorch, then with
+greedy generation tokens/s (KV cache) for GPT-2-small, and CLIP ViT-B/32 image-tower
+images/s, first with PyTorch, then with
 `examples/models_check --bench`, and prints the ratios (hhi / PyTorch; > 1 means hhi is
 faster). Shapes and step counts match those in examples/models_check.rs.
 
@@ -64,6 +65,21 @@ def torch_bench(dev, steps):
         m.generate(prompt, max_new_tokens=32, min_new_tokens=32, do_sample=False, pad_token_id=0)
         sync(dev)
     out["gpt2_small_generate_tokens_per_s"] = 32 / (time.perf_counter() - t)
+
+    from transformers import CLIPConfig, CLIPModel
+    clip = CLIPModel(CLIPConfig(text_config=dict(num_hidden_layers=1),
+                                vision_config=dict(image_size=224, patch_size=32, hidden_size=768,
+                                                   intermediate_size=3072, num_hidden_layers=12,
+                                                   num_attention_heads=12),
+                                projection_dim=512)).to(dev).eval()
+    images = torch.ones(8, 3, 224, 224, device=dev)
+    with torch.no_grad():
+        clip.get_image_features(pixel_values=images); sync(dev)
+        t = time.perf_counter()
+        for _ in range(steps):
+            clip.get_image_features(pixel_values=images)
+        sync(dev)
+    out["clip_vit_b32_images_per_s"] = 8 * steps / (time.perf_counter() - t)
 
     t5 = T5ForConditionalGeneration(T5Config(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6,
                                              num_heads=8, dropout_rate=0.0, decoder_start_token_id=0,

@@ -8,15 +8,20 @@ fixtures: proof that hhi's saved weights are real HF checkpoints.
 import json, sys
 from pathlib import Path
 import torch
-from transformers import AutoModelForCausalLM, BartForSequenceClassification, T5ForConditionalGeneration
+from transformers import AutoModelForCausalLM, CLIPModel, BartForSequenceClassification, T5ForConditionalGeneration
 
 ROOT = Path(__file__).resolve().parent.parent
 worst = 0.0
-for name in ["gpt2", "gpt2_cross", "gpt_neo", "t5_v1_0", "t5_v1_1", "bart_mnli"]:
+for name in ["gpt2", "gpt2_cross", "gpt_neo", "t5_v1_0", "t5_v1_1", "bart_mnli", "clip"]:
     d = ROOT / "target/exported" / name
     e = json.loads((ROOT / "tests/fixtures" / name / "expected.json").read_text())
     with torch.no_grad():
-        if name == "bart_mnli":
+        if name == "clip":
+            m = CLIPModel.from_pretrained(d).eval()
+            logits = m(input_ids=torch.tensor(e["input_ids"]), attention_mask=torch.tensor(e["attention_mask"]),
+                       pixel_values=torch.tensor(e["pixel_values"])).logits_per_image
+            e = {"logits": e["logits_per_image"]}
+        elif name == "bart_mnli":
             m = BartForSequenceClassification.from_pretrained(d).eval()
             logits = m(input_ids=torch.tensor(e["input_ids"]), attention_mask=torch.tensor(e["attention_mask"])).logits
         elif name.startswith("t5"):
