@@ -127,10 +127,10 @@ impl Weights {
         if self.tensors.contains_key(name) {
             return Some(name.to_string());
         }
-        if let Some((_, rest)) = name.split_once('.') {
-            if self.tensors.contains_key(rest) {
-                return Some(rest.to_string());
-            }
+        if let Some((_, rest)) = name.split_once('.')
+            && self.tensors.contains_key(rest)
+        {
+            return Some(rest.to_string());
         }
         None
     }
