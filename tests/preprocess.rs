@@ -38,18 +38,11 @@ fn png_with_alpha_matches_clip_image_processor() {
     assert!(d <= 1e-3, "max |Δ| = {d}");
 }
 
-/// JPEG decoders differ: Pillow uses libjpeg-turbo, the `image` crate zune-jpeg, whose
-/// chroma upsampling and IDCT round differently (decoded pixels: ≤ 1 level for greyscale
-/// and CMYK, ≤ 7 levels on some colour pixels; after the resize averages them, measured
-/// ≤ 2 levels). The resize and normalisation are exact (the PNG test), so JPEG results are
-/// held to 3 levels of 255 — not the 1e-3, which needs libjpeg-turbo's decoder.
 #[test]
-fn jpegs_match_clip_image_processor_up_to_decoder_rounding() {
-    let level = 1.0 / 255.0 / 0.26;
+fn jpegs_match_clip_image_processor() {
     for name in ["colour.jpg", "grey.jpg", "cmyk.jpg"] {
         let d = max_diff(name);
-        println!("{name}: max |Δ| = {d} ({:.1} levels)", d / level);
-        assert!(d <= 3.0 * level, "{name}: max |Δ| = {d}");
+        assert!(d <= 1e-3, "{name}: max |Δ| = {d}");
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! The resampler is a port of Pillow's `ImagingResample` (fixed-point, two passes,
 //! horizontal first, rounding to 8 bits between them) rather than the `image` crate's
-//! resize, because the pixel values must match Pillow's to the last level.
+//! resize, and JPEGs are decoded with libjpeg-turbo's code (mozjpeg) rather than
+//! zune-jpeg, because the pixel values must match Pillow's to the last level.
 
 use anyhow::Context;
 use image::{DynamicImage, RgbImage, Rgba};
@@ -38,6 +39,16 @@ impl Default for ClipImageConfig {
 
 /// Decodes a JPEG or PNG file. A corrupt or unsupported file is an error naming it.
 pub fn open(path: &Path) -> anyhow::Result<DynamicImage> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot open image {}", path.display()))?;
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        return decode_jpeg(&bytes).with_context(|| {
+            format!(
+                "{} is not a readable JPEG image (corrupt or truncated?)",
+                path.display()
+            )
+        });
+    }
     let reader = image::ImageReader::open(path)
         .with_context(|| format!("cannot open image {}", path.display()))?
         .with_guessed_format()
@@ -47,6 +58,48 @@ pub fn open(path: &Path) -> anyhow::Result<DynamicImage> {
             "{} is not a readable JPEG or PNG image (corrupt or truncated?)",
             path.display()
         )
+    })
+}
+
+/// JPEG through libjpeg-turbo's decoder, as Pillow does. CMYK files are read as Pillow
+/// reads them (Adobe-inverted, the only kind Photoshop and Pillow write) and converted with
+/// Pillow's integer CMYK → RGB formula.
+fn decode_jpeg(bytes: &[u8]) -> anyhow::Result<DynamicImage> {
+    use mozjpeg::ColorSpace;
+    let d = mozjpeg::Decompress::new_mem(bytes)?;
+    let (w, h) = (d.width() as u32, d.height() as u32);
+    let bad = || anyhow::anyhow!("decoded pixel count does not match {w}×{h}");
+    Ok(match d.color_space() {
+        ColorSpace::JCS_GRAYSCALE => {
+            let mut s = d.grayscale()?;
+            let px: Vec<u8> = s.read_scanlines()?;
+            s.finish()?;
+            DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, px).ok_or_else(bad)?)
+        }
+        ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => {
+            let mut s = d.to_colorspace(ColorSpace::JCS_CMYK)?;
+            let px: Vec<[u8; 4]> = s.read_scanlines()?;
+            s.finish()?;
+            let muldiv255 = |a: i32, b: i32| {
+                let t = a * b + 128;
+                ((t >> 8) + t) >> 8
+            };
+            let mut rgb = Vec::with_capacity(px.len() * 3);
+            for p in px {
+                let [c, m, y, k] = p.map(|v| 255 - v as i32);
+                let nk = 255 - k;
+                rgb.extend([c, m, y].map(|v| (nk - muldiv255(v, nk)).clamp(0, 255) as u8));
+            }
+            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, rgb).ok_or_else(bad)?)
+        }
+        _ => {
+            let mut s = d.rgb()?;
+            let px: Vec<[u8; 3]> = s.read_scanlines()?;
+            s.finish()?;
+            DynamicImage::ImageRgb8(
+                RgbImage::from_raw(w, h, px.into_iter().flatten().collect()).ok_or_else(bad)?,
+            )
+        }
     })
 }
 
