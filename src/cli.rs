@@ -22,9 +22,9 @@ Every run writes P.lock beside P.toml: each stage's cache key and output digests
 Commit it; `hhi audit` checks that a store holds exactly those artifacts.
 
 Quick start:
-  hhi run pipelines/full.toml        run everything that is stale
-  hhi plan pipelines/full.toml       what would run, and why
-  hhi audit pipelines/full.toml      re-hash every locked artifact
+  hhi run pipelines/example.toml     run everything that is stale
+  hhi plan pipelines/example.toml    what would run, and why
+  hhi audit pipelines/example.toml   re-hash every locked artifact
   hhi stages                         the stage kinds and their parameters
 
 Environment:
