@@ -8,10 +8,7 @@
 //! encoder and the cross-attention mask the padding. With right padding the last `</s>`
 //! never sees a pad, so a pair scores the same alone as in a padded batch.
 
-use super::nn::{
-    Dense, Embedding, LayerNorm, activation_by_name, attention, causal_mask, merge_heads,
-    positions, split_heads,
-};
+use super::nn::{Dense, Embedding, LayerNorm, activation_by_name, causal_mask, positions};
 use super::weights::{Export, Weights, read_config};
 use burn::prelude::*;
 use burn::tensor::activation;
@@ -115,61 +112,8 @@ impl BartConfig {
 
 /// `self_attn` or `encoder_attn`: q, k, v, out projections `[d, d]` with biases; q·k is
 /// scaled by `head_dim^-0.5`.
-#[derive(Module, Debug)]
-pub struct Attention<B: Backend> {
-    pub q_proj: Dense<B>,
-    pub k_proj: Dense<B>,
-    pub v_proj: Dense<B>,
-    pub out_proj: Dense<B>,
-    pub n_heads: usize,
-    pub scale: f64,
-}
-
-impl<B: Backend> Attention<B> {
-    fn load(w: &Weights, name: &str, d: usize, heads: usize, dev: &B::Device) -> Self {
-        let lin = |n: &str| Dense::linear(w, &format!("{name}.{n}"), d, d, true, dev);
-        Attention {
-            q_proj: lin("q_proj"),
-            k_proj: lin("k_proj"),
-            v_proj: lin("v_proj"),
-            out_proj: lin("out_proj"),
-            n_heads: heads,
-            scale: ((d / heads.max(1)) as f64).powf(-0.5),
-        }
-    }
-
-    /// Queries from `x` `[b, t, d]` attending to `kv` `[b, s, d]`; `mask` `[b, h, t, s]`
-    /// true = blocked.
-    fn forward(
-        &self,
-        x: Tensor<B, 3>,
-        kv: Tensor<B, 3>,
-        mask: Option<Tensor<B, 4, Bool>>,
-    ) -> Tensor<B, 3> {
-        let q = split_heads(self.q_proj.forward(x), self.n_heads);
-        let k = split_heads(self.k_proj.forward(kv.clone()), self.n_heads);
-        let v = split_heads(self.v_proj.forward(kv), self.n_heads);
-        self.out_proj.forward(merge_heads(attention(
-            q,
-            k,
-            v,
-            Some(self.scale),
-            mask,
-            None,
-        )))
-    }
-
-    fn export(&self, name: &str, out: &mut Export) {
-        for (l, n) in [
-            (&self.q_proj, "q_proj"),
-            (&self.k_proj, "k_proj"),
-            (&self.v_proj, "v_proj"),
-            (&self.out_proj, "out_proj"),
-        ] {
-            l.export(&format!("{name}.{n}"), out);
-        }
-    }
-}
+/// BART's attention block (q/k/v/out projections with biases, scaled queries).
+pub type Attention<B> = super::nn::MultiHeadAttention<B>;
 
 /// `layers.i` of either stack (post-norm): self-attention, in the decoder the
 /// cross-attention, then `fc1` → activation → `fc2`, each added back and normalised.

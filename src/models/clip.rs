@@ -3,10 +3,7 @@
 //! token, each projected (no bias) into a shared space where cosine similarity times
 //! `exp(logit_scale)` gives the image–text logits.
 
-use super::nn::{
-    Dense, Embedding, LayerNorm, activation_by_name, attention, causal_mask, merge_heads,
-    split_heads,
-};
+use super::nn::{Dense, Embedding, LayerNorm, activation_by_name, causal_mask};
 use super::weights::{Export, Weights, read_config};
 use burn::module::Param;
 use burn::prelude::*;
@@ -124,45 +121,8 @@ struct Dims<'a> {
     eps: f64,
 }
 
-#[derive(Module, Debug)]
-pub struct Attention<B: Backend> {
-    pub q_proj: Dense<B>,
-    pub k_proj: Dense<B>,
-    pub v_proj: Dense<B>,
-    pub out_proj: Dense<B>,
-    pub heads: usize,
-    pub scale: f64,
-}
-
-impl<B: Backend> Attention<B> {
-    fn load(w: &Weights, name: &str, c: &Dims, dev: &B::Device) -> Self {
-        let d = c.d;
-        let lin = |n: &str| Dense::linear(w, &format!("{name}.{n}"), d, d, true, dev);
-        Attention {
-            q_proj: lin("q_proj"),
-            k_proj: lin("k_proj"),
-            v_proj: lin("v_proj"),
-            out_proj: lin("out_proj"),
-            heads: c.heads,
-            scale: 1.0 / ((d / c.heads) as f64).sqrt(),
-        }
-    }
-
-    fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 4, Bool>>) -> Tensor<B, 3> {
-        let q = split_heads(self.q_proj.forward(x.clone()), self.heads);
-        let k = split_heads(self.k_proj.forward(x.clone()), self.heads);
-        let v = split_heads(self.v_proj.forward(x), self.heads);
-        let out = attention(q, k, v, Some(self.scale), mask, None);
-        self.out_proj.forward(merge_heads(out))
-    }
-
-    fn export(&self, name: &str, out: &mut Export) {
-        self.q_proj.export(&format!("{name}.q_proj"), out);
-        self.k_proj.export(&format!("{name}.k_proj"), out);
-        self.v_proj.export(&format!("{name}.v_proj"), out);
-        self.out_proj.export(&format!("{name}.out_proj"), out);
-    }
-}
+/// CLIP's attention block: the same layout as BART's.
+pub type Attention<B> = super::nn::MultiHeadAttention<B>;
 
 #[derive(Module, Debug)]
 pub struct EncoderLayer<B: Backend> {
@@ -178,7 +138,7 @@ impl<B: Backend> EncoderLayer<B> {
     fn load(w: &Weights, name: &str, c: &Dims, dev: &B::Device) -> Self {
         EncoderLayer {
             layer_norm1: LayerNorm::load(w, &format!("{name}.layer_norm1"), c.d, c.eps, dev),
-            self_attn: Attention::load(w, &format!("{name}.self_attn"), c, dev),
+            self_attn: Attention::load(w, &format!("{name}.self_attn"), c.d, c.heads, dev),
             layer_norm2: LayerNorm::load(w, &format!("{name}.layer_norm2"), c.d, c.eps, dev),
             fc1: Dense::linear(w, &format!("{name}.mlp.fc1"), c.d, c.inner, true, dev),
             fc2: Dense::linear(w, &format!("{name}.mlp.fc2"), c.inner, c.d, true, dev),
@@ -187,7 +147,8 @@ impl<B: Backend> EncoderLayer<B> {
     }
 
     fn forward(&self, h: Tensor<B, 3>, mask: Option<Tensor<B, 4, Bool>>) -> Tensor<B, 3> {
-        let h = h.clone() + self.self_attn.forward(self.layer_norm1.forward(h), mask);
+        let normed = self.layer_norm1.forward(h.clone());
+        let h = h + self.self_attn.forward(normed.clone(), normed, mask);
         let m = self.fc2.forward(act(
             &self.act,
             self.fc1.forward(self.layer_norm2.forward(h.clone())),

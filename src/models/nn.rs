@@ -190,6 +190,64 @@ pub fn lm_logits<B: Backend>(
     }
 }
 
+/// Multi-head attention with `q_proj`, `k_proj`, `v_proj`, `out_proj` (HF `nn.Linear`s
+/// with biases) and queries scaled by head_dim^-0.5: BART's and CLIP's layout.
+#[derive(Module, Debug)]
+pub struct MultiHeadAttention<B: Backend> {
+    pub q_proj: Dense<B>,
+    pub k_proj: Dense<B>,
+    pub v_proj: Dense<B>,
+    pub out_proj: Dense<B>,
+    pub n_heads: usize,
+    pub scale: f64,
+}
+
+impl<B: Backend> MultiHeadAttention<B> {
+    pub fn load(w: &Weights, name: &str, d: usize, heads: usize, dev: &B::Device) -> Self {
+        let lin = |n: &str| Dense::linear(w, &format!("{name}.{n}"), d, d, true, dev);
+        MultiHeadAttention {
+            q_proj: lin("q_proj"),
+            k_proj: lin("k_proj"),
+            v_proj: lin("v_proj"),
+            out_proj: lin("out_proj"),
+            n_heads: heads,
+            scale: ((d / heads.max(1)) as f64).powf(-0.5),
+        }
+    }
+
+    /// Queries from `x` `[b, t, d]` attending to `kv` `[b, s, d]`; `mask` `[b, h, t, s]`
+    /// true = blocked.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        kv: Tensor<B, 3>,
+        mask: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 3> {
+        let q = split_heads(self.q_proj.forward(x), self.n_heads);
+        let k = split_heads(self.k_proj.forward(kv.clone()), self.n_heads);
+        let v = split_heads(self.v_proj.forward(kv), self.n_heads);
+        self.out_proj.forward(merge_heads(attention(
+            q,
+            k,
+            v,
+            Some(self.scale),
+            mask,
+            None,
+        )))
+    }
+
+    pub fn export(&self, name: &str, out: &mut Export) {
+        for (l, n) in [
+            (&self.q_proj, "q_proj"),
+            (&self.k_proj, "k_proj"),
+            (&self.v_proj, "v_proj"),
+            (&self.out_proj, "out_proj"),
+        ] {
+            l.export(&format!("{name}.{n}"), out);
+        }
+    }
+}
+
 /// `[b, t, h*dh]` → `[b, h, t, dh]`.
 pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
     let [b, t, d] = x.dims();
