@@ -71,3 +71,27 @@ pub fn max_abs_diff<const D: usize>(a: Tensor<Cpu, D>, b: Tensor<Cpu, D>) -> f32
 
 /// Logits parity with transformers, the tolerance the issue sets.
 pub const TOL: f32 = 1e-4;
+
+/// Saves a model twice into a temporary checkpoint folder (beside copies of the fixture's
+/// `config.json` and, if any, `tokenizer.json`), asserts that both saves are byte-identical,
+/// and returns the folder for reloading.
+pub fn save_twice(
+    fixture: &str,
+    export: impl Fn() -> hhi::models::weights::Export,
+) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        if dir(fixture).join(f).exists() {
+            std::fs::copy(dir(fixture).join(f), tmp.path().join(f)).unwrap();
+        }
+    }
+    let path = tmp.path().join("model.safetensors");
+    export().save(&path).unwrap();
+    let first = std::fs::read(&path).unwrap();
+    export().save(&path).unwrap();
+    assert!(
+        first == std::fs::read(&path).unwrap(),
+        "saving {fixture} is not byte-deterministic"
+    );
+    tmp
+}
