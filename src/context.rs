@@ -28,6 +28,8 @@ pub struct StageContext {
     pub(crate) figures: Figures,
     pub(crate) peak_rss_bytes: Option<u64>,
     log_path: PathBuf,
+    store_objects: Option<PathBuf>,
+    device: String,
 }
 
 impl StageContext {
@@ -56,6 +58,8 @@ impl StageContext {
             figures: Figures::new(),
             peak_rss_bytes: None,
             log_path: PathBuf::from("/dev/null"),
+            store_objects: None,
+            device: "cpu".into(),
         }
     }
 
@@ -120,6 +124,25 @@ impl StageContext {
 
     pub fn set_log_path(&mut self, path: PathBuf) {
         self.log_path = path;
+    }
+
+    /// The store's `objects/` folder, for kinds that isolate child processes from it.
+    pub fn store_objects(&self) -> Option<&Path> {
+        self.store_objects.as_deref()
+    }
+
+    pub fn set_store_objects(&mut self, path: PathBuf) {
+        self.store_objects = Some(path);
+    }
+
+    /// The device the stage computed on (`cpu`, `cuda:0`, `wgpu`…), for its record.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Model stages call this with the device `with_backend!` chose.
+    pub fn set_device(&mut self, device: impl Into<String>) {
+        self.device = device.into();
     }
 
     pub fn progress(&self) -> &Progress {

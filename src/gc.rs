@@ -1,14 +1,17 @@
 //! `hhi gc`: removes what nothing references any more.
 //!
-//! Roots: the records of the `--keep` most recent runs, and everything named by the lock
-//! files of every run the store remembers (a committed lock keeps its artifacts alive even
-//! after many newer runs). A kept record keeps its outputs and its inputs. Work folders
-//! (checkpoints of unfinished stages) are kept for a week.
+//! Roots: the records of the `--keep` most recent runs, and everything named by every lock
+//! file that ever used this store and still exists (registered under `roots/` by each run,
+//! as Nix registers indirect roots; a deleted lock file stops being a root). A kept record
+//! keeps its outputs and its inputs. Work folders (checkpoints of unfinished stages) are
+//! kept for a week; logs go with their record, or with their work folder for stages that
+//! never finished. Deletions go through `Store::discard` (rename out, then delete), so a
+//! killed gc never leaves a half-deleted object under its digest.
 
 use crate::lockfile::LockFile;
-use crate::scheduler::run_refs;
+use crate::store::runs::run_refs;
 use crate::store::Store;
-use crate::store::fsutil::{disk_size, remove_all};
+use crate::store::fsutil::disk_size;
 use crate::store::hash::Digest;
 use crate::store::lock::StoreLock;
 use serde::Serialize;
@@ -23,6 +26,7 @@ pub struct GcReport {
     pub records_removed: usize,
     pub runs_forgotten: usize,
     pub work_removed: usize,
+    pub logs_removed: usize,
     pub bytes_freed: u64,
     pub objects_kept: usize,
 }
@@ -30,12 +34,13 @@ pub struct GcReport {
 impl GcReport {
     pub fn render(&self, dry_run: bool) -> String {
         format!(
-            "{} {} object(s), {} record(s), {} run ref(s), {} work folder(s): {} {}; {} object(s) kept\n",
+            "{} {} object(s), {} record(s), {} run ref(s), {} work folder(s), {} log(s): {} {}; {} object(s) kept\n",
             if dry_run { "would remove" } else { "removed" },
             self.objects_removed,
             self.records_removed,
             self.runs_forgotten,
             self.work_removed,
+            self.logs_removed,
             crate::audit::human_bytes(self.bytes_freed),
             if dry_run { "would be freed" } else { "freed" },
             self.objects_kept
@@ -73,12 +78,23 @@ pub fn gc(store: &Store, keep: usize, dry_run: bool, wait: bool) -> anyhow::Resu
         return Ok(report);
     }
     let _lock = StoreLock::acquire(store.root(), wait, "hhi gc")?;
+    if !dry_run {
+        store.clean_tmp()?;
+    }
     let refs = run_refs(store);
     let mut keys: HashSet<Digest> = HashSet::new();
     let mut objects: HashSet<Digest> = HashSet::new();
+    fn keep_lock(lock: &LockFile, keys: &mut HashSet<Digest>, objects: &mut HashSet<Digest>) {
+        for st in lock.stages.values() {
+            keys.insert(st.key);
+            objects.extend(st.outputs.values().map(|o| o.digest));
+        }
+    }
     for (n, (path, r)) in refs.iter().enumerate() {
         if n < keep {
-            keys.extend(r.stages.values().copied());
+            for k in r.stages.values() {
+                keys.insert(*k);
+            }
         } else {
             report.runs_forgotten += 1;
             if !dry_run {
@@ -86,10 +102,17 @@ pub fn gc(store: &Store, keep: usize, dry_run: bool, wait: bool) -> anyhow::Resu
             }
         }
         if let Ok(Some(lock)) = LockFile::read(&r.lock) {
-            for st in lock.stages.values() {
-                keys.insert(st.key);
-                objects.extend(st.outputs.values().map(|o| o.digest));
-            }
+            keep_lock(&lock, &mut keys, &mut objects);
+        }
+    }
+    for (root_file, lock_path) in store.roots() {
+        match LockFile::read(&lock_path) {
+            Ok(Some(lock)) => keep_lock(&lock, &mut keys, &mut objects),
+            // The lock file is gone: it no longer protects anything.
+            Ok(None) if !dry_run => std::fs::remove_file(&root_file)?,
+            Ok(None) => {}
+            // Unreadable but present: keep being cautious rather than delete what it names.
+            Err(e) => tracing::warn!("cannot read gc root {}: {e:#}", lock_path.display()),
         }
     }
     for key in &keys {
@@ -109,10 +132,7 @@ pub fn gc(store: &Store, keep: usize, dry_run: bool, wait: bool) -> anyhow::Resu
         report.records_removed += 1;
         report.bytes_freed += disk_size(&path);
         if !dry_run {
-            remove_all(&path)?;
-            let log = store.root().join("logs").join(format!("{name}.log"));
-            report.bytes_freed += disk_size(&log);
-            remove_all(&log)?;
+            store.discard(&path)?;
         }
     }
     for (name, path) in sharded(store, "objects") {
@@ -127,7 +147,7 @@ pub fn gc(store: &Store, keep: usize, dry_run: bool, wait: bool) -> anyhow::Resu
         report.objects_removed += 1;
         report.bytes_freed += disk_size(&path);
         if !dry_run {
-            remove_all(&path)?;
+            store.discard(&path)?;
         }
     }
     if let Ok(rd) = std::fs::read_dir(store.root().join("work")) {
@@ -142,8 +162,30 @@ pub fn gc(store: &Store, keep: usize, dry_run: bool, wait: bool) -> anyhow::Resu
                 report.work_removed += 1;
                 report.bytes_freed += disk_size(&e.path());
                 if !dry_run {
-                    remove_all(&e.path())?;
+                    store.discard(&e.path())?;
                 }
+            }
+        }
+    }
+    // A log belongs to a kept record, or to a stage whose work folder is still there (it
+    // failed or was killed, and its log explains why); any other log is garbage.
+    if let Ok(rd) = std::fs::read_dir(store.root().join("logs")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(hex) = name.strip_suffix(".log") else {
+                continue;
+            };
+            let Ok(key) = hex.parse::<Digest>() else {
+                continue;
+            };
+            let recorded = keys.contains(&key) && store.record_path(&key).exists();
+            if recorded || store.work_dir(&key).exists() {
+                continue;
+            }
+            report.logs_removed += 1;
+            report.bytes_freed += disk_size(&e.path());
+            if !dry_run {
+                store.discard(&e.path())?;
             }
         }
     }

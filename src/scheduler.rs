@@ -12,6 +12,8 @@ use crate::store::fsutil;
 use crate::store::hash::Digest;
 use crate::store::lock::StoreLock;
 use crate::store::record::{OutputRecord, Record};
+use crate::store::runs::write_run_ref;
+pub use crate::store::runs::{RunRef, run_refs};
 use anyhow::{Context, anyhow};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use serde::Serialize;
@@ -199,9 +201,13 @@ pub fn execute(store: &Store, job: Job, progress: Progress) -> anyhow::Result<Re
         progress,
     );
     ctx.set_log_path(store.log_path(&key));
+    ctx.set_store_objects(store.root().join("objects"));
     let started = SystemTime::now();
     let clock = Instant::now();
-    let result = stage.kind.run(&mut ctx).and_then(|()| {
+    let result = check_inputs(store, &resolved.inputs, InputCheck::Before)
+        .and_then(|()| stage.kind.run(&mut ctx))
+        .and_then(|()| check_inputs(store, &resolved.inputs, InputCheck::After))
+        .and_then(|()| {
         let mut published = BTreeMap::new();
         for spec in &stage.signature.outputs {
             let path = &outputs[&spec.name];
@@ -224,6 +230,8 @@ pub fn execute(store: &Store, job: Job, progress: Progress) -> anyhow::Result<Re
                 },
             );
         }
+        // Objects durable before the record that names them: one syncfs for all of them.
+        store.sync().context("flushing the stage's outputs to disk")?;
         Ok(published)
     });
     let outputs = match result {
@@ -246,7 +254,7 @@ pub fn execute(store: &Store, job: Job, progress: Progress) -> anyhow::Result<Re
         outputs,
         seed: stage.seed,
         backend: backend.clone(),
-        device: "cpu".into(),
+        device: ctx.device().to_string(),
         hhi_version: env!("CARGO_PKG_VERSION").into(),
         started: humantime::format_rfc3339_millis(started).to_string(),
         finished: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
@@ -258,6 +266,63 @@ pub fn execute(store: &Store, job: Job, progress: Progress) -> anyhow::Result<Re
     let _ = fsutil::remove_all(&work);
     let _ = fsutil::remove_all(&staging);
     Ok(rec)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum InputCheck {
+    Before,
+    After,
+}
+
+/// Every input object must hold its digest before a stage starts and still hold it when
+/// the stage ends: inputs are shared, immutable store objects, and mode 0444 does not stop
+/// root (nor a hard link plus an append). Unchanged objects cost a few `stat`s (stat
+/// cache); a changed one is re-hashed. A stage that changed an input fails, naming it,
+/// and the tampered object is removed from the store, so nothing built from those bytes
+/// is recorded and the next run rebuilds (or re-imports) the original.
+fn check_inputs(
+    store: &Store,
+    inputs: &BTreeMap<String, crate::store::record::InputRecord>,
+    when: InputCheck,
+) -> anyhow::Result<()> {
+    use crate::store::ObjectStatus;
+    let mut bad = Vec::new();
+    for (port, input) in inputs {
+        let status = store.object_status(&input.digest);
+        if status == ObjectStatus::Intact {
+            continue;
+        }
+        let path = store.object_path(&input.digest);
+        if let ObjectStatus::Corrupt { found } = status {
+            store
+                .discard(&path)
+                .with_context(|| format!("removing the tampered object {}", path.display()))?;
+            bad.push(format!(
+                "input `{port}` (from {}): expected {}, found {}",
+                input.from,
+                input.digest.short(),
+                found.short()
+            ));
+        } else {
+            bad.push(format!(
+                "input `{port}` (from {}): object {} is missing",
+                input.from,
+                input.digest.short()
+            ));
+        }
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let what = match when {
+        InputCheck::Before => "an input was changed or removed before the stage started",
+        InputCheck::After => "the stage changed its input (inputs are read-only store objects)",
+    };
+    Err(anyhow!(
+        "{what}:\n  {}\n  = note: the damaged object was removed from the store; the next run \
+         rebuilds it and reruns what depends on it",
+        bad.join("\n  ")
+    ))
 }
 
 #[derive(Clone)]
@@ -283,6 +348,9 @@ pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow:
             );
         }
     }
+    if store.exists() && !store.writable() {
+        return run_read_only(pipeline, &store, opts);
+    }
     let what = format!("hhi run {}", pipeline.path.display());
     let _lock = StoreLock::acquire(store.root(), opts.wait_for_lock, &what)?;
     store
@@ -298,6 +366,110 @@ pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow:
     Ok(report)
 }
 
+/// A run against a store this process cannot write (a read-only mount, a teammate's
+/// store): fine when everything selected is fresh, which then only refreshes the lock
+/// file; otherwise a clear error naming what would have to run.
+fn run_read_only(
+    pipeline: &Pipeline,
+    store: &Store,
+    opts: &RunOptions,
+) -> anyhow::Result<RunReport> {
+    let clock = Instant::now();
+    let plan = plan::plan(store, pipeline, &opts.force)?;
+    let selected = selection(pipeline, opts);
+    let stale: Vec<String> = plan
+        .stages
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| selected.contains(i) && s.state != "fresh")
+        .map(|(_, s)| s.name.clone())
+        .collect();
+    if !stale.is_empty() {
+        anyhow::bail!(
+            "the store {} is read-only for this user, and {} stage(s) would run: {}\n  = help: \
+             use a store you can write (--store DIR or HHI_STORE), or `hhi plan` to see why they are stale",
+            store.root().display(),
+            stale.len(),
+            stale.join(", ")
+        );
+    }
+    let old_lock = LockFile::read(&pipeline.lock_path())?;
+    let mut lock = LockFile {
+        version: 1,
+        pipeline: pipeline.name.clone(),
+        stages: BTreeMap::new(),
+    };
+    let mut stages = Vec::new();
+    for (i, st) in plan.stages.iter().enumerate() {
+        let name = pipeline.stages[i].name.clone();
+        let rec = match st.key {
+            Some(k) if selected.contains(&i) => store.read_record(&k)?,
+            _ => None,
+        };
+        match rec {
+            Some(rec) => {
+                lock.stages.insert(name.clone(), locked(&pipeline.stages[i], &rec.outputs, rec.key));
+                stages.push(StageReport {
+                    name,
+                    key: Some(rec.key),
+                    outcome: Outcome::Fresh,
+                    reasons: vec![],
+                });
+            }
+            None => {
+                if let Some(old) = old_lock.as_ref().and_then(|l| l.stages.get(&name)) {
+                    lock.stages.insert(name.clone(), old.clone());
+                }
+                stages.push(StageReport {
+                    name,
+                    key: None,
+                    outcome: Outcome::NotSelected,
+                    reasons: vec![],
+                });
+            }
+        }
+    }
+    lock.write(&pipeline.lock_path())?;
+    Ok(RunReport {
+        pipeline: pipeline.name.clone(),
+        stages,
+        seconds: clock.elapsed().as_secs_f64(),
+    })
+}
+
+/// The stages a run covers: all, or the targets and everything they depend on.
+fn selection(pipeline: &Pipeline, opts: &RunOptions) -> BTreeSet<usize> {
+    if opts.targets.is_empty() {
+        (0..pipeline.stages.len()).collect()
+    } else {
+        let idx: Vec<usize> = opts
+            .targets
+            .iter()
+            .filter_map(|t| pipeline.stage_index(t))
+            .collect();
+        pipeline.dag.ancestors(&idx)
+    }
+}
+
+fn locked(stage: &Stage, outs: &BTreeMap<String, OutputRecord>, key: Digest) -> LockedStage {
+    LockedStage {
+        kind: stage.kind.name().into(),
+        key,
+        outputs: outs
+            .iter()
+            .map(|(p, o)| {
+                (
+                    p.clone(),
+                    LockedOutput {
+                        digest: o.digest,
+                        size: o.size,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
 async fn schedule(
     pipeline: &Pipeline,
     store: Arc<Store>,
@@ -307,16 +479,7 @@ async fn schedule(
     let lock_path = pipeline.lock_path();
     let old_lock = LockFile::read(&lock_path)?;
     let previous = plan::previous_records(&store, old_lock.as_ref());
-    let selected: BTreeSet<usize> = if opts.targets.is_empty() {
-        (0..pipeline.stages.len()).collect()
-    } else {
-        let idx: Vec<usize> = opts
-            .targets
-            .iter()
-            .filter_map(|t| pipeline.stage_index(t))
-            .collect();
-        pipeline.dag.ancestors(&idx)
-    };
+    let selected = selection(pipeline, opts);
     let mp = MultiProgress::with_draw_target(if opts.progress {
         ProgressDrawTarget::stderr()
     } else {
@@ -469,26 +632,7 @@ async fn schedule(
     for (i, st) in pipeline.stages.iter().enumerate() {
         match &status[i] {
             Status::Done(outs, key) => {
-                let outputs = outs
-                    .iter()
-                    .map(|(p, o)| {
-                        (
-                            p.clone(),
-                            LockedOutput {
-                                digest: o.digest,
-                                size: o.size,
-                            },
-                        )
-                    })
-                    .collect();
-                lock.stages.insert(
-                    st.name.clone(),
-                    LockedStage {
-                        kind: st.kind.name().into(),
-                        key: *key,
-                        outputs,
-                    },
-                );
+                lock.stages.insert(st.name.clone(), locked(st, outs, *key));
             }
             _ => {
                 if let Some(old) = old_lock.as_ref().and_then(|l| l.stages.get(&st.name)) {
@@ -498,20 +642,13 @@ async fn schedule(
         }
     }
     lock.write(&lock_path)?;
-    write_run_ref(&store, pipeline, &lock)?;
+    write_run_ref(&store, &pipeline.path, &lock_path, &lock)?;
+    store.register_root(&lock_path)?;
     Ok(RunReport {
         pipeline: pipeline.name.clone(),
         stages: reports,
         seconds: clock.elapsed().as_secs_f64(),
     })
-}
-
-#[derive(Serialize, serde::Deserialize)]
-pub struct RunRef {
-    pub pipeline: PathBuf,
-    pub lock: PathBuf,
-    /// Stage name → cache key, as the lock names them after the run.
-    pub stages: BTreeMap<String, Digest>,
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -521,42 +658,3 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Remembers what this run used, for `gc` (its roots) and `show STAGE`. A ref is named by
-/// its content, so a no-op run only refreshes the mtime of the ref it would write.
-fn write_run_ref(store: &Store, pipeline: &Pipeline, lock: &LockFile) -> anyhow::Result<()> {
-    let r = RunRef {
-        pipeline: std::path::absolute(&pipeline.path)?,
-        lock: std::path::absolute(pipeline.lock_path())?,
-        stages: lock
-            .stages
-            .iter()
-            .map(|(n, s)| (n.clone(), s.key))
-            .collect(),
-    };
-    let bytes = serde_json::to_vec_pretty(&r)?;
-    let path = store
-        .runs_dir()
-        .join(format!("{}.json", Digest::of_bytes(&bytes).short()));
-    match std::fs::File::options().write(true).open(&path) {
-        Ok(f) => f.set_modified(SystemTime::now())?,
-        Err(_) => fsutil::write_atomic(&path, &bytes)?,
-    }
-    Ok(())
-}
-
-/// Run refs, newest first.
-pub fn run_refs(store: &Store) -> Vec<(PathBuf, RunRef)> {
-    let mut refs: Vec<(SystemTime, PathBuf, RunRef)> = std::fs::read_dir(store.runs_dir())
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| {
-                    let t = e.metadata().ok()?.modified().ok()?;
-                    let r = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
-                    Some((t, e.path(), r))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    refs.sort_by(|a, b| b.0.cmp(&a.0));
-    refs.into_iter().map(|(_, p, r)| (p, r)).collect()
-}

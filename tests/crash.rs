@@ -55,6 +55,21 @@ fn kill_9_then_rerun_resumes() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
+    // No process of the stage outlives hhi: not `sh`, not the `sleep 60` it forked.
+    let marker = format!("MARK={}", mark.display());
+    let start = Instant::now();
+    loop {
+        let alive = processes_with_env(&marker);
+        if alive.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "stage processes survived `kill -9` of hhi: {alive:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
     // Every object under objects/ is complete: its content hashes to its name.
     let objects = p.store().join("objects");
     let mut n = 0;
@@ -104,4 +119,23 @@ fn kill_9_then_rerun_resumes() {
     assert!(p.ok(&["audit", "p.toml", "--all"]).contains("no problems"));
     // The work folder is cleaned up once the stage is done.
     assert!(files_under(&p.store().join("work")).is_empty());
+}
+
+/// Pids (and command names) of live processes whose environment holds `entry`.
+fn processes_with_env(entry: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        let state = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        if state.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) {
+            continue; // a zombie is not running
+        }
+        if env.split(|&b| b == 0).any(|kv| kv == entry.as_bytes()) {
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            out.push(format!("{} {}", e.file_name().to_string_lossy(), comm.trim()));
+        }
+    }
+    out
 }

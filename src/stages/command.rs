@@ -12,8 +12,10 @@ use std::process::Stdio;
 
 pub struct Command;
 
-/// How many lines of the command's output a failure quotes.
+/// How many lines of the command's output a failure quotes, read from at most this many
+/// bytes at the end of the log.
 const TAIL_LINES: usize = 20;
+const TAIL_BYTES: u64 = 64 * 1024;
 
 fn env_name(port: &str) -> String {
     port.replace('-', "_")
@@ -95,13 +97,11 @@ impl StageKind for Command {
         for (k, v) in ctx.params.map("env") {
             cmd.env(k, v);
         }
-        // SAFETY: prctl is async-signal-safe. It makes the shell die with hhi, so a killed
-        // run leaves no command writing into a work folder behind it.
+        let guard = Guard::new(ctx.store_objects());
+        // SAFETY: the closure runs in the forked child and makes only async-signal-safe
+        // system calls (see `Guard::enter`); every allocation was done before the fork.
         unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
+            cmd.pre_exec(move || guard.enter());
         }
         ctx.progress().set_message("running");
         let child = cmd.spawn().context("starting sh")?;
@@ -150,10 +150,20 @@ fn wait_with_rusage(pid: libc::pid_t) -> anyhow::Result<(std::process::ExitStatu
     ))
 }
 
+/// The last lines of a log, read from its end (a failing command may have written
+/// gigabytes) and decoded lossily (one bad byte must not hide the error). When the log is
+/// empty because the store's disk is full, that is what the user is told.
 fn tail(log: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
+    let bytes = read_tail(log, TAIL_BYTES).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if bytes.len() as u64 == TAIL_BYTES && lines.len() > 1 {
+        lines.remove(0); // probably cut in the middle
+    }
     if lines.is_empty() {
+        if let Some(full) = no_space_left(log) {
+            return format!("(the command printed nothing: {full})");
+        }
         return "(the command printed nothing)".into();
     }
     let start = lines.len().saturating_sub(TAIL_LINES);
@@ -166,5 +176,168 @@ fn tail(log: &std::path::Path) -> String {
         s.push_str("\n  | ");
         s.push_str(l);
     }
+    if let Some(full) = no_space_left(log) {
+        s.push_str(&format!("\n  = note: {full}"));
+    }
     s
+}
+
+/// At most the last `n` bytes of a file.
+fn read_tail(path: &std::path::Path, n: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(n)))?;
+    let mut buf = Vec::new();
+    f.take(n).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// "no space left on device" and the mount's path, if the filesystem holding `path` is
+/// full (as seen by this user).
+fn no_space_left(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = path.parent()?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills in a plain struct from a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    (st.f_bavail == 0).then(|| {
+        format!(
+            "no space left on device: the filesystem holding {} is full",
+            dir.display()
+        )
+    })
+}
+
+/// Keeps a command from outliving hhi and from writing into the store's objects.
+///
+/// `PR_SET_PDEATHSIG` alone reaches only `sh`, not what `sh` forks, so a `kill -9` of hhi
+/// used to leave the stage's program writing into `$HHI_WORK` while a rerun started a
+/// second copy. Instead the forked child becomes a small guardian: it forks the command
+/// into a process group of its own, waits, and kills that whole group when the command
+/// ends (leftover background jobs) or when hhi dies (the guardian's death signal).
+///
+/// Where the kernel allows (root, or unprivileged user namespaces), the command also gets
+/// a private mount namespace in which the store's `objects/` is a read-only bind mount:
+/// mode 0444 does not stop root, a read-only mount does. Elsewhere the engine's check of
+/// every input after the stage still catches a write.
+struct Guard {
+    parent: libc::pid_t,
+    objects: Option<std::ffi::CString>,
+}
+
+impl Guard {
+    fn new(objects: Option<&std::path::Path>) -> Guard {
+        use std::os::unix::ffi::OsStrExt;
+        Guard {
+            parent: std::process::id() as libc::pid_t,
+            objects: objects
+                .filter(|p| p.is_dir())
+                .and_then(|p| std::ffi::CString::new(p.as_os_str().as_bytes()).ok()),
+        }
+    }
+
+    /// Runs in the forked child. Returns only in the grandchild, which then execs `sh`.
+    fn enter(&self) -> std::io::Result<()> {
+        // SAFETY (whole function): raw system calls only, no allocation, no locks.
+        unsafe {
+            if let Some(objects) = &self.objects {
+                self.protect(objects);
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in [libc::SIGTERM, libc::SIGCHLD, libc::SIGINT, libc::SIGHUP] {
+                libc::sigaddset(&mut set, sig);
+            }
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if libc::getppid() != self.parent {
+                libc::_exit(137); // hhi died before the death signal was armed
+            }
+            let pid = libc::fork();
+            if pid < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if pid == 0 {
+                libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+                libc::setpgid(0, 0);
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                return Ok(());
+            }
+            // The guardian. Close inherited descriptors (std's exec-error pipe among them),
+            // so the parent's spawn returns as soon as the command has exec'd.
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                for fd in 3..1024 {
+                    libc::close(fd);
+                }
+            }
+            libc::setpgid(pid, pid); // also done by the child: whichever runs first
+            loop {
+                let sig = libc::sigwaitinfo(&set, std::ptr::null_mut());
+                if sig == libc::SIGCHLD {
+                    let mut status = 0;
+                    if libc::waitpid(pid, &mut status, libc::WNOHANG) == pid {
+                        libc::kill(-pid, libc::SIGKILL);
+                        if libc::WIFSIGNALED(status) {
+                            let s = libc::WTERMSIG(status);
+                            libc::signal(s, libc::SIG_DFL);
+                            let mut one: libc::sigset_t = std::mem::zeroed();
+                            libc::sigemptyset(&mut one);
+                            libc::sigaddset(&mut one, s);
+                            libc::sigprocmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+                            libc::kill(libc::getpid(), s);
+                            libc::_exit(128 + s);
+                        }
+                        libc::_exit(libc::WEXITSTATUS(status));
+                    }
+                } else if sig == libc::SIGTERM || sig == libc::SIGHUP || sig == libc::SIGINT {
+                    // hhi is gone (or the guardian was told to stop): so is the command.
+                    libc::kill(-pid, libc::SIGKILL);
+                    libc::_exit(137);
+                }
+            }
+        }
+    }
+
+    /// A private mount namespace with `objects/` bind-mounted read-only. Best effort.
+    unsafe fn protect(&self, objects: &std::ffi::CStr) {
+        // SAFETY: mount and unshare take NUL-terminated paths that outlive the calls.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return;
+            }
+            let none = std::ptr::null();
+            if libc::mount(
+                none,
+                c"/".as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return;
+            }
+            if libc::mount(
+                objects.as_ptr(),
+                objects.as_ptr(),
+                none,
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ) != 0
+            {
+                return;
+            }
+            libc::mount(
+                none,
+                objects.as_ptr(),
+                none,
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                std::ptr::null(),
+            );
+        }
+    }
 }

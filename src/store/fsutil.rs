@@ -61,11 +61,28 @@ pub fn fsync_tree(path: &Path) -> io::Result<()> {
 /// Makes a stored object read-only, so that a stage handed an input path cannot edit the
 /// store's copy by accident.
 pub fn make_readonly(path: &Path) -> io::Result<()> {
+    make_readonly_below(path)?;
+    seal_top(path)
+}
+
+/// Makes everything inside `path` read-only but leaves `path` itself as it is. A folder
+/// must stay writable until it is renamed into the store: moving a directory to another
+/// parent rewrites its `..` entry, which needs write access to it (EACCES otherwise, for
+/// every user but root).
+pub fn make_readonly_below(path: &Path) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if meta.is_dir() {
         for entry in fs::read_dir(path)? {
             make_readonly(&entry?.path())?;
         }
+    }
+    Ok(())
+}
+
+/// Makes `path` itself (not what is inside) read-only.
+pub fn seal_top(path: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if meta.is_dir() {
         fs::set_permissions(path, fs::Permissions::from_mode(0o555))
     } else {
         let exec = meta.permissions().mode() & 0o111 != 0;
@@ -74,6 +91,19 @@ pub fn make_readonly(path: &Path) -> io::Result<()> {
             fs::Permissions::from_mode(if exec { 0o555 } else { 0o444 }),
         )
     }
+}
+
+/// Flushes every dirty page of the filesystem holding `path` with one `syncfs(2)`: one
+/// call makes a whole stage's outputs durable, where an fsync per file cost seconds for a
+/// folder of 20,000 files. Falls back to fsyncing the tree where syncfs is unavailable.
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(path)?;
+    // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } == 0 {
+        return Ok(());
+    }
+    fsync_tree(path)
 }
 
 /// Removes a file or tree even if it was made read-only.

@@ -6,17 +6,22 @@
 //!   records/ab/cdef….json provenance records, named by cache key
 //!   work/<key>/           checkpoints of stages that have not finished yet
 //!   logs/<key>.log        output of `command` stages
-//!   runs/<time>-<pid>.json what each run used (roots for `gc`)
-//!   tmp/                  staging; emptied at the start of every run
+//!   runs/<digest12>.json  what each run used, named by content (recent runs, for `gc --keep`)
+//!   roots/<digest12>.json the lock files that used this store (`gc` keeps what they name)
+//!   tmp/                  staging; emptied at the start of every run and every gc
 //!   statcache.json, lock
 //! ```
-//! Objects are written under `tmp/`, fsynced, made read-only and renamed into place, so a
-//! name under `objects/` always holds complete content.
+//! Objects are written under `tmp/`, made read-only and renamed into place, so a name under
+//! `objects/` always holds complete content. Durability is batched: one `syncfs` after a
+//! stage's outputs are in place, before its record is committed (records are the commit
+//! points). Objects leave the store the same way in reverse: renamed out into `tmp/` first,
+//! then deleted, so a kill in the middle never leaves a half-deleted folder under a digest.
 
 pub mod fsutil;
 pub mod hash;
 pub mod lock;
 pub mod record;
+pub mod runs;
 pub mod statcache;
 
 use anyhow::Context;
@@ -58,6 +63,7 @@ impl Store {
     /// The store named by `--store`, else `HHI_STORE`, else `artifacts/` here.
     pub fn default_root() -> PathBuf {
         std::env::var_os("HHI_STORE")
+            .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("artifacts"))
     }
@@ -71,7 +77,7 @@ impl Store {
     }
 
     pub fn init(&self) -> io::Result<()> {
-        for d in ["objects", "records", "work", "logs", "runs", "tmp"] {
+        for d in ["objects", "records", "work", "logs", "runs", "roots", "tmp"] {
             fs::create_dir_all(self.root.join(d))?;
         }
         let readme = self.root.join("README");
@@ -121,14 +127,22 @@ impl Store {
         fs::create_dir_all(tmp)
     }
 
+    /// The record for `key`, if there is a readable one. A torn or unparsable record (a
+    /// disk that filled up, a hand edit) is reported and treated as absent, so the stage
+    /// simply reruns and overwrites it instead of wedging `plan`, `run` and `audit`.
     pub fn read_record(&self, key: &Digest) -> anyhow::Result<Option<Record>> {
         let path = self.record_path(key);
         match fs::read(&path) {
-            Ok(b) => {
-                Ok(Some(serde_json::from_slice(&b).with_context(|| {
-                    format!("reading record {}", path.display())
-                })?))
-            }
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(r) => Ok(Some(r)),
+                Err(e) => {
+                    tracing::warn!(
+                        "record {} is unreadable ({e}); treating it as absent",
+                        path.display()
+                    );
+                    Ok(None)
+                }
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading record {}", path.display())),
         }
@@ -194,7 +208,8 @@ impl Store {
     }
 
     /// Moves a finished file or folder into the store under its digest. If an intact copy
-    /// is already there, the staged one is dropped; a corrupt copy is replaced.
+    /// is already there, the staged one is dropped; a corrupt copy is replaced. Nothing is
+    /// fsynced here: call [`Store::sync`] before committing a record that names the object.
     pub fn publish(&self, staged: &Path) -> io::Result<Hashed> {
         let hashed = hash::hash_path(staged)?;
         let target = self.object_path(&hashed.digest);
@@ -204,11 +219,9 @@ impl Store {
                 return Ok(hashed);
             }
             tracing::warn!("replacing corrupt object {}", hashed.digest);
-            fsutil::remove_all(&target)?;
-            self.stat.forget(&target);
+            self.discard(&target)?;
         }
-        fsutil::fsync_tree(staged)?;
-        fsutil::make_readonly(staged)?;
+        fsutil::make_readonly_below(staged)?;
         let shard = target.parent().expect("object paths have a shard folder");
         fs::create_dir_all(shard)?;
         if let Err(e) = fs::rename(staged, &target) {
@@ -220,9 +233,86 @@ impl Store {
             }
             return Err(e);
         }
-        fsutil::fsync_dir(shard)?;
+        fsutil::seal_top(&target)?;
         self.stat.remember(&target, hashed);
         Ok(hashed)
+    }
+
+    /// Makes everything written to the store so far durable (one `syncfs`).
+    pub fn sync(&self) -> io::Result<()> {
+        fsutil::sync_filesystem(&self.root)
+    }
+
+    /// Removes an object (or any path inside the store): renamed into `tmp/` first, so a
+    /// kill during a long delete leaves garbage in `tmp/` (cleaned by the next run or gc),
+    /// never a partial tree under a digest's name.
+    pub fn discard(&self, path: &Path) -> io::Result<()> {
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        self.stat.forget(path);
+        if meta.is_dir() {
+            // Moving a folder to another parent needs write access to it (its `..`).
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+        }
+        let tmp = self.tmp_dir();
+        fs::create_dir_all(&tmp)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let doomed = tmp.join(format!("discard-{name}-{}", fsutil::unique_suffix()));
+        fs::rename(path, &doomed)?;
+        fsutil::remove_all(&doomed)
+    }
+
+    /// Whether this process may write into the store (false for a read-only mount or a
+    /// store owned by someone else), so that an all-fresh `run` can still succeed.
+    pub fn writable(&self) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = std::ffi::CString::new(self.root.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: access only reads the NUL-terminated path.
+        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    }
+
+    pub fn roots_dir(&self) -> PathBuf {
+        self.root.join("roots")
+    }
+
+    /// Registers a lock file as a root (as Nix registers indirect GC roots): as long as the
+    /// file exists, `gc` keeps every record and object it names.
+    pub fn register_root(&self, lock: &Path) -> anyhow::Result<()> {
+        let lock = std::path::absolute(lock)?;
+        let text = lock.to_string_lossy().into_owned();
+        let path = self
+            .roots_dir()
+            .join(format!("{}.json", Digest::of_bytes(text.as_bytes()).short()));
+        if fs::read(&path).ok().as_deref() == Some(serde_json::to_vec(&text)?.as_slice()) {
+            return Ok(());
+        }
+        fsutil::write_atomic(&path, &serde_json::to_vec(&text)?)
+            .with_context(|| format!("registering {} as a gc root", lock.display()))
+    }
+
+    /// The registered lock files, with the root file that names each.
+    pub fn roots(&self) -> Vec<(PathBuf, PathBuf)> {
+        let Ok(rd) = fs::read_dir(self.roots_dir()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(PathBuf, PathBuf)> = rd
+            .flatten()
+            .filter_map(|e| {
+                let lock: String = serde_json::from_slice(&fs::read(e.path()).ok()?).ok()?;
+                Some((e.path(), PathBuf::from(lock)))
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// Copies a user's file or folder into the store (a `{ file = … }` input or a `path`
