@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
     pub stage: String,
+    /// What the artifact is to the stage: `output`, `input`, `file input` or `object`.
+    pub role: &'static str,
     pub artifact: Option<String>,
     pub digest: Option<Digest>,
     pub message: String,
@@ -27,6 +29,9 @@ pub struct Reproduction {
     pub stage: String,
     pub identical: bool,
     pub outputs: BTreeMap<String, String>,
+    /// The scratch store holding the rerun's outputs, kept when they differ so the
+    /// difference can be inspected.
+    pub scratch: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +42,8 @@ pub struct AuditReport {
     pub bytes: u64,
     pub problems: Vec<Problem>,
     pub reproduction: Option<Reproduction>,
+    /// With `--all`: every object in the store, re-hashed (count, bytes).
+    pub objects_checked: Option<(usize, u64)>,
 }
 
 impl AuditReport {
@@ -49,9 +56,9 @@ impl AuditReport {
         for p in &self.problems {
             let what = match (&p.artifact, &p.digest) {
                 (Some(a), Some(d)) => {
-                    format!("stage `{}`, output `{a}` ({}): ", p.stage, d.short())
+                    format!("stage `{}`, {} `{a}` ({}): ", p.stage, p.role, d.short())
                 }
-                (Some(a), None) => format!("stage `{}`, `{a}`: ", p.stage),
+                (Some(a), None) => format!("stage `{}`, {} `{a}`: ", p.stage, p.role),
                 _ => format!("stage `{}`: ", p.stage),
             };
             s.push_str(&format!("problem: {what}{}\n", p.message));
@@ -69,16 +76,30 @@ impl AuditReport {
             for (port, verdict) in &r.outputs {
                 s.push_str(&format!("  output `{port}`: {verdict}\n"));
             }
+            if let Some(dir) = &r.scratch {
+                s.push_str(&format!(
+                    "  the rerun's outputs are kept in {} (its objects/) for inspection\n",
+                    dir.display()
+                ));
+            }
         }
+        if let Some((n, b)) = self.objects_checked {
+            s.push_str(&format!(
+                "every object in the store: {n} object(s), {} re-hashed\n",
+                human_bytes(b)
+            ));
+        }
+        let different = self.reproduction.as_ref().is_some_and(|r| !r.identical);
+        let count = self.problems.len() + usize::from(different);
         s.push_str(&format!(
             "audit: {} stage(s), {} artifact(s), {} checked; {}\n",
             self.stages,
             self.artifacts,
             human_bytes(self.bytes),
-            if self.problems.is_empty() {
+            if count == 0 {
                 "no problems".to_string()
             } else {
-                format!("{} problem(s)", self.problems.len())
+                format!("{count} problem(s)")
             }
         ));
         s
@@ -120,6 +141,7 @@ pub fn audit(
     let problem =
         |stage: &str, artifact: Option<&str>, digest: Option<Digest>, message: String| Problem {
             stage: stage.to_string(),
+            role: "output",
             artifact: artifact.map(str::to_string),
             digest,
             message,
@@ -203,12 +225,15 @@ pub fn audit(
         // The chain: each input must be exactly what the upstream stage's locked output is.
         for (port, input) in &st.inputs {
             let Some(used) = rec.inputs.get(port) else {
-                problems.push(problem(
-                    &st.name,
-                    Some(port),
-                    None,
-                    "input missing from the record".into(),
-                ));
+                problems.push(Problem {
+                    role: "input",
+                    ..problem(
+                        &st.name,
+                        Some(port),
+                        None,
+                        "input missing from the record".into(),
+                    )
+                });
                 continue;
             };
             match &input.source {
@@ -222,33 +247,43 @@ pub fn audit(
                         .and_then(|u| u.outputs.get(out))
                         .map(|o| o.digest);
                     if expected != Some(used.digest) {
-                        problems.push(problem(
-                            &st.name,
-                            Some(port),
-                            Some(used.digest),
-                            format!(
-                                "was built from a `{up}.{out}` other than the one the lock names"
-                            ),
-                        ));
+                        problems.push(Problem {
+                            role: "input",
+                            ..problem(
+                                &st.name,
+                                Some(port),
+                                Some(used.digest),
+                                format!(
+                                    "was built from a `{up}.{out}` other than the one the lock names"
+                                ),
+                            )
+                        });
                     }
                 }
                 InputSource::File { rel, .. } => {
                     artifacts += 1;
                     if store.object_status_full(&used.digest) != ObjectStatus::Intact {
-                        problems.push(problem(
-                            &st.name,
-                            Some(rel),
-                            Some(used.digest),
-                            "the stored copy of this file input is missing or corrupt".into(),
-                        ));
+                        problems.push(Problem {
+                            role: "file input",
+                            ..problem(
+                                &st.name,
+                                Some(rel),
+                                Some(used.digest),
+                                "the stored copy of this file input is missing or corrupt".into(),
+                            )
+                        });
                     }
                 }
             }
         }
     }
-    if all_objects {
-        problems.extend(check_every_object(store));
-    }
+    let objects_checked = if all_objects {
+        let (found, n, b) = check_every_object(store);
+        problems.extend(found);
+        Some((n, b))
+    } else {
+        None
+    };
     let reproduction = match reproduce {
         Some(s) => Some(reproduce_stage(store, pipeline, &lock, s)?),
         None => None,
@@ -260,14 +295,17 @@ pub fn audit(
         bytes,
         problems,
         reproduction,
+        objects_checked,
     })
 }
 
-/// Every entry under `objects/` must be named by the digest of its content.
-fn check_every_object(store: &Store) -> Vec<Problem> {
+/// Every entry under `objects/` must be named by the digest of its content. Returns the
+/// problems, and how many objects and bytes were checked.
+fn check_every_object(store: &Store) -> (Vec<Problem>, usize, u64) {
     let mut out = Vec::new();
+    let (mut n, mut bytes) = (0, 0);
     let Ok(shards) = std::fs::read_dir(store.root().join("objects")) else {
-        return out;
+        return (out, n, bytes);
     };
     for shard in shards.flatten() {
         let Ok(objs) = std::fs::read_dir(shard.path()) else {
@@ -279,7 +317,12 @@ fn check_every_object(store: &Store) -> Vec<Problem> {
                 shard.file_name().to_string_lossy(),
                 obj.file_name().to_string_lossy()
             );
-            let verdict = match (name.parse::<Digest>(), hash::hash_path(&obj.path())) {
+            let hashed = hash::hash_path(&obj.path());
+            n += 1;
+            if let Ok(h) = &hashed {
+                bytes += h.size;
+            }
+            let verdict = match (name.parse::<Digest>(), hashed) {
                 (Ok(d), Ok(h)) if h.digest == d => continue,
                 (Ok(d), Ok(h)) => (
                     Some(d),
@@ -293,13 +336,14 @@ fn check_every_object(store: &Store) -> Vec<Problem> {
             };
             out.push(Problem {
                 stage: "(store)".into(),
+                role: "object",
                 artifact: Some(name),
                 digest: verdict.0,
                 message: verdict.1,
             });
         }
     }
-    out
+    (out, n, bytes)
 }
 
 fn reproduce_stage(
@@ -366,6 +410,7 @@ fn reproduce_stage(
         stage: name.to_string(),
         identical,
         outputs,
+        scratch: (!identical).then(|| scratch_dir.keep()),
     })
 }
 

@@ -42,11 +42,26 @@ pub enum Reason {
     File {
         port: String,
         path: String,
+        old: Digest,
+        new: Digest,
     },
     Input {
         port: String,
         from: String,
+        old: Digest,
+        new: Digest,
     },
+    InputAdded {
+        port: String,
+        from: String,
+    },
+    InputRemoved {
+        port: String,
+        from: String,
+    },
+    /// A record exists for the stage's previous key, and none of its ingredients that hhi
+    /// can compare differ (another hhi version's key scheme, or a record removed by gc).
+    NothingObvious,
     UpstreamRuns {
         port: String,
         from: String,
@@ -87,8 +102,21 @@ impl fmt::Display for Reason {
             } => write!(f, "param `{name}` removed (was {o})"),
             Reason::Param { name, .. } => write!(f, "param `{name}` changed"),
             Reason::Seed { old, new } => write!(f, "seed {old} → {new}"),
-            Reason::File { path, .. } => write!(f, "file `{path}` changed"),
-            Reason::Input { from, .. } => write!(f, "input `{from}` changed"),
+            Reason::File { path, old, new, .. } => {
+                write!(f, "file `{path}` changed ({} → {})", old.short(), new.short())
+            }
+            Reason::Input { from, old, new, .. } => {
+                write!(f, "input `{from}` changed ({} → {})", old.short(), new.short())
+            }
+            Reason::InputAdded { port, from } => write!(f, "input `{port}` added (from {from})"),
+            Reason::InputRemoved { port, from } => {
+                write!(f, "input `{port}` removed (was from {from})")
+            }
+            Reason::NothingObvious => write!(
+                f,
+                "no record for this key, though nothing hhi compares changed since the locked \
+                 run (its record may have been collected, or written by another hhi version)"
+            ),
             Reason::UpstreamRuns { from, .. } => write!(f, "input `{from}` will be rebuilt"),
             Reason::OutputMissing { port, digest } => {
                 write!(f, "output `{port}` missing ({})", digest.short())
@@ -262,21 +290,41 @@ fn explain(stage: &Stage, new: &Resolved, prev: Option<&Record>) -> Vec<Reason> 
         });
     }
     for (port, inp) in &new.inputs {
-        if prev.inputs.get(port).map(|p| p.digest) != Some(inp.digest) {
-            reasons.push(match stage.inputs.get(port).map(|i| &i.source) {
-                Some(InputSource::File { rel, .. }) => Reason::File {
-                    port: port.clone(),
-                    path: rel.clone(),
-                },
-                _ => Reason::Input {
-                    port: port.clone(),
-                    from: inp.from.clone(),
-                },
+        let Some(old) = prev.inputs.get(port) else {
+            reasons.push(Reason::InputAdded {
+                port: port.clone(),
+                from: inp.from.clone(),
+            });
+            continue;
+        };
+        if old.digest == inp.digest {
+            continue;
+        }
+        reasons.push(match stage.inputs.get(port).map(|i| &i.source) {
+            Some(InputSource::File { rel, .. }) => Reason::File {
+                port: port.clone(),
+                path: rel.clone(),
+                old: old.digest,
+                new: inp.digest,
+            },
+            _ => Reason::Input {
+                port: port.clone(),
+                from: inp.from.clone(),
+                old: old.digest,
+                new: inp.digest,
+            },
+        });
+    }
+    for (port, old) in &prev.inputs {
+        if !new.inputs.contains_key(port) {
+            reasons.push(Reason::InputRemoved {
+                port: port.clone(),
+                from: old.from.clone(),
             });
         }
     }
     if reasons.is_empty() {
-        reasons.push(Reason::NoRecord);
+        reasons.push(Reason::NothingObvious);
     }
     reasons
 }

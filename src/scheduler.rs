@@ -487,6 +487,15 @@ async fn schedule(
     });
     let jobs = opts.jobs.max(1);
     let n = pipeline.stages.len();
+    // One line over the per-stage spinners: stages settled out of those selected, and an
+    // ETA from the pace so far.
+    let overall = mp.add(ProgressBar::new(selected.len() as u64));
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{prefix:.bold} {pos}/{len} stages [{elapsed_precise}] {wide_bar} ETA {eta}",
+    ) {
+        overall.set_style(style);
+    }
+    overall.set_prefix(pipeline.name.clone());
     let mut status: Vec<Status> = vec![Status::Pending; n];
     let mut reports: Vec<StageReport> = pipeline
         .stages
@@ -524,6 +533,7 @@ async fn schedule(
                         _ => format!("upstream `{}` was skipped", pipeline.stages[bad].name),
                     };
                     reports[i].outcome = Outcome::Skipped { because };
+                    overall.inc(1);
                     progressed = true;
                     continue;
                 }
@@ -551,8 +561,10 @@ async fn schedule(
                         reports[i].outcome = Outcome::Failed {
                             error: format!("{e:#}"),
                         };
+                        overall.inc(1);
                     }
                     Ok(Decision::Fresh(rec)) => {
+                        overall.inc(1);
                         tracing::debug!("`{}` is fresh (key {})", st.name, rec.key.short());
                         known.insert(st.name.clone(), rec.outputs.clone());
                         reports[i].key = Some(rec.key);
@@ -602,6 +614,7 @@ async fn schedule(
             break;
         };
         let (i, started, result) = joined.context("a stage's thread was lost")?;
+        overall.inc(1);
         if let Some(b) = bars.remove(&i) {
             b.finish();
         }
@@ -622,6 +635,7 @@ async fn schedule(
         }
     }
 
+    overall.finish_and_clear();
     // The lock names every stage that is complete now; stages not run this time keep their
     // previous entries so a `--target` run does not forget the rest.
     let mut lock = LockFile {

@@ -3,6 +3,9 @@
 
 1. No-op `hhi run` of a generated 100-stage `command` pipeline (median wall time) against
    `dvc repro` of the same 100 commands (DVC from PyPI: `pip install dvc`).
+1b. The first run of that pipeline into an empty store, against DVC's first `dvc repro`.
+1c. A command stage that writes a folder of 20,000 empty files: `hhi run` against the bare
+   command run by `sh` (what the engine adds) and against `dvc repro` of the same stage.
 2. Hashing a 1 GiB file and a folder of 10,000 small files: MB/s of `hhi hash` against
    `b3sum` (Debian package `b3sum`).
 
@@ -25,9 +28,7 @@ def median_time(cmd, cwd, runs, env=None):
     return statistics.median(times)
 
 
-def noop_pipeline(tmp: Path, n: int, runs: int, skip_dvc: bool):
-    hdir = tmp / "hhi-noop"
-    hdir.mkdir()
+def chain_toml(n: int) -> str:
     lines = ['[pipeline]\nname = "bench100"\n']
     for i in range(n):
         lines.append(f'[stages.s{i}]\nkind = "command"\noutputs = ["o"]\n')
@@ -36,7 +37,94 @@ def noop_pipeline(tmp: Path, n: int, runs: int, skip_dvc: bool):
         else:
             lines.append(f'inputs = {{ prev = "s{i-1}.o" }}\n')
             lines.append(f'run = "cat \\"$HHI_IN_prev\\" > \\"$HHI_OUT_o\\"; echo {i} >> \\"$HHI_OUT_o\\""\n')
-    (hdir / "p.toml").write_text("".join(lines))
+    return "".join(lines)
+
+
+def chain_dvc_yaml(n: int) -> str:
+    stages = []
+    for i in range(n):
+        if i == 0:
+            stages.append(f"  s{i}:\n    cmd: echo 0 > o{i}\n    outs: [o{i}]\n")
+        else:
+            stages.append(f"  s{i}:\n    cmd: cat o{i-1} > o{i}; echo {i} >> o{i}\n    deps: [o{i-1}]\n    outs: [o{i}]\n")
+    return "stages:\n" + "".join(stages)
+
+
+DVC_ENV = dict(os.environ, DVC_NO_ANALYTICS="1")
+
+
+def first_runs(tmp: Path, n: int, runs: int, skip_dvc: bool):
+    """Wall time of a first run into an empty store / fresh DVC project (median)."""
+    times = []
+    for r in range(runs):
+        d = tmp / f"hhi-first-{r}"
+        d.mkdir()
+        (d / "p.toml").write_text(chain_toml(n))
+        t = time.perf_counter()
+        subprocess.run([HHI, "run", "p.toml", "-q"], cwd=d, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t)
+    out = {"stages": n, "hhi_first_median_ms": statistics.median(times) * 1000}
+    if skip_dvc or shutil.which("dvc") is None:
+        out["dvc"] = "skipped (pip install dvc)"
+        return out
+    dtimes = []
+    for r in range(max(1, runs // 3)):
+        d = tmp / f"dvc-first-{r}"
+        d.mkdir()
+        (d / "dvc.yaml").write_text(chain_dvc_yaml(n))
+        subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=d, check=True, env=DVC_ENV)
+        t = time.perf_counter()
+        subprocess.run(["dvc", "repro", "-q"], cwd=d, check=True, env=DVC_ENV, stdout=subprocess.DEVNULL)
+        dtimes.append(time.perf_counter() - t)
+    dvc_t = statistics.median(dtimes)
+    out.update(dvc_first_median_ms=dvc_t * 1000, dvc_over_hhi=dvc_t / (out["hhi_first_median_ms"] / 1000))
+    return out
+
+
+def many_files(tmp: Path, runs: int, skip_dvc: bool):
+    """One stage writing a folder of 20,000 empty files."""
+    make = 'mkdir -p "$D" && cd "$D" && seq 1 20000 | xargs touch'
+    bare = []
+    for r in range(runs):
+        d = tmp / f"bare-{r}"
+        t = time.perf_counter()
+        subprocess.run(["sh", "-c", make], check=True, env=dict(os.environ, D=str(d)))
+        bare.append(time.perf_counter() - t)
+    hh = []
+    for r in range(runs):
+        d = tmp / f"hhi-20k-{r}"
+        d.mkdir()
+        (d / "p.toml").write_text(
+            '[stages.many]\nkind = "command"\noutputs = ["d"]\n'
+            f"run = '{make.replace('$D', '$HHI_OUT_d')}'\n")
+        t = time.perf_counter()
+        subprocess.run([HHI, "run", "p.toml", "-q"], cwd=d, check=True, stdout=subprocess.DEVNULL)
+        hh.append(time.perf_counter() - t)
+    out = {"files": 20000, "bare_command_median_s": statistics.median(bare),
+           "hhi_run_median_s": statistics.median(hh)}
+    out["hhi_over_bare"] = out["hhi_run_median_s"] / out["bare_command_median_s"]
+    if skip_dvc or shutil.which("dvc") is None:
+        out["dvc"] = "skipped (pip install dvc)"
+        return out
+    dt = []
+    for r in range(max(1, runs // 3)):
+        d = tmp / f"dvc-20k-{r}"
+        d.mkdir()
+        (d / "dvc.yaml").write_text(
+            "stages:\n  many:\n    cmd: mkdir -p d && cd d && seq 1 20000 | xargs touch\n    outs: [d]\n")
+        subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=d, check=True, env=DVC_ENV)
+        t = time.perf_counter()
+        subprocess.run(["dvc", "repro", "-q"], cwd=d, check=True, env=DVC_ENV, stdout=subprocess.DEVNULL)
+        dt.append(time.perf_counter() - t)
+    out.update(dvc_repro_median_s=statistics.median(dt),
+               dvc_over_hhi=statistics.median(dt) / out["hhi_run_median_s"])
+    return out
+
+
+def noop_pipeline(tmp: Path, n: int, runs: int, skip_dvc: bool):
+    hdir = tmp / "hhi-noop"
+    hdir.mkdir()
+    (hdir / "p.toml").write_text(chain_toml(n))
     subprocess.run([HHI, "run", "p.toml", "-q"], cwd=hdir, check=True, stdout=subprocess.DEVNULL)
     time.sleep(2.5)  # past the stat cache's racy window, as for any real second run
     subprocess.run([HHI, "run", "p.toml", "-q"], cwd=hdir, check=True, stdout=subprocess.DEVNULL)
@@ -47,14 +135,8 @@ def noop_pipeline(tmp: Path, n: int, runs: int, skip_dvc: bool):
         return out
     ddir = tmp / "dvc-noop"
     ddir.mkdir()
-    stages = []
-    for i in range(n):
-        if i == 0:
-            stages.append(f"  s{i}:\n    cmd: echo 0 > o{i}\n    outs: [o{i}]\n")
-        else:
-            stages.append(f"  s{i}:\n    cmd: cat o{i-1} > o{i}; echo {i} >> o{i}\n    deps: [o{i-1}]\n    outs: [o{i}]\n")
-    (ddir / "dvc.yaml").write_text("stages:\n" + "".join(stages))
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    (ddir / "dvc.yaml").write_text(chain_dvc_yaml(n))
+    env = DVC_ENV
     subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=ddir, check=True, env=env)
     subprocess.run(["dvc", "repro", "-q"], cwd=ddir, check=True, env=env, stdout=subprocess.DEVNULL)
     dvc_runs = max(3, runs // 4)  # dvc is slow; fewer runs keep the script short
@@ -104,10 +186,13 @@ def main():
     a = ap.parse_args()
     if not HHI.exists():
         sys.exit("build first: cargo build --release")
-    results = {"machine": f"{os.cpu_count()} cores"}
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    results = {"machine": f"{os.cpu_count()} cores, {cpu}"}
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         results["noop"] = noop_pipeline(tmp, 100, a.runs, a.skip_dvc)
+        results["first_run"] = first_runs(tmp, 100, max(3, a.runs // 4), a.skip_dvc)
+        results["many_files"] = many_files(tmp, max(3, a.runs // 4), a.skip_dvc)
         if not a.skip_hash:
             if shutil.which("b3sum") is None:
                 results["hashing"] = "skipped (apt-get install b3sum)"

@@ -97,15 +97,21 @@ impl StageKind for Command {
         for (k, v) in ctx.params.map("env") {
             cmd.env(k, v);
         }
-        let guard = Guard::new(ctx.store_objects());
+        let sandbox = Sandbox::new(ctx.store_objects());
+        cmd.process_group(0);
         // SAFETY: the closure runs in the forked child and makes only async-signal-safe
-        // system calls (see `Guard::enter`); every allocation was done before the fork.
+        // system calls; every allocation was done before the fork.
         unsafe {
-            cmd.pre_exec(move || guard.enter());
+            cmd.pre_exec(move || {
+                sandbox.enter();
+                Ok(())
+            });
         }
         ctx.progress().set_message("running");
         let child = cmd.spawn().context("starting sh")?;
+        let group = crate::stages::reaper::Group::register(child.id() as libc::pid_t);
         let (status, peak) = wait_with_rusage(child.id() as libc::pid_t)?;
+        drop(group); // kills what the command left running in the background
         ctx.set_peak_rss(peak);
         if !status.success() {
             let how = match (status.code(), status.signal()) {
@@ -212,122 +218,55 @@ fn no_space_left(path: &std::path::Path) -> Option<String> {
     })
 }
 
-/// Keeps a command from outliving hhi and from writing into the store's objects.
+/// Keeps a command from writing into the store's objects and from outliving hhi.
 ///
-/// `PR_SET_PDEATHSIG` alone reaches only `sh`, not what `sh` forks, so a `kill -9` of hhi
-/// used to leave the stage's program writing into `$HHI_WORK` while a rerun started a
-/// second copy. Instead the forked child becomes a small guardian: it forks the command
-/// into a process group of its own, waits, and kills that whole group when the command
-/// ends (leftover background jobs) or when hhi dies (the guardian's death signal).
-///
-/// Where the kernel allows (root, or unprivileged user namespaces), the command also gets
-/// a private mount namespace in which the store's `objects/` is a read-only bind mount:
-/// mode 0444 does not stop root, a read-only mount does. Elsewhere the engine's check of
-/// every input after the stage still catches a write.
-struct Guard {
-    parent: libc::pid_t,
+/// Where the kernel allows (root, or unprivileged user namespaces), the command gets a
+/// private mount namespace in which the store's `objects/` is a read-only bind mount: mode
+/// 0444 does not stop root, a read-only mount does. Elsewhere the engine's check of every
+/// input after the stage still catches a write. `sh` also dies with hhi's thread
+/// (`PR_SET_PDEATHSIG`); what `sh` forks is in its process group, which the run's reaper
+/// (`stages::reaper`) kills when hhi dies.
+struct Sandbox {
     objects: Option<std::ffi::CString>,
 }
 
-impl Guard {
-    fn new(objects: Option<&std::path::Path>) -> Guard {
+impl Sandbox {
+    fn new(objects: Option<&std::path::Path>) -> Sandbox {
         use std::os::unix::ffi::OsStrExt;
-        Guard {
-            parent: std::process::id() as libc::pid_t,
+        Sandbox {
             objects: objects
                 .filter(|p| p.is_dir())
                 .and_then(|p| std::ffi::CString::new(p.as_os_str().as_bytes()).ok()),
         }
     }
 
-    /// Runs in the forked child. Returns only in the grandchild, which then execs `sh`.
-    fn enter(&self) -> std::io::Result<()> {
-        // SAFETY (whole function): raw system calls only, no allocation, no locks.
+    /// Runs in the forked child, before exec. Best effort: failures leave the detection.
+    fn enter(&self) {
+        // SAFETY: raw system calls with NUL-terminated paths that outlive the calls.
         unsafe {
-            if let Some(objects) = &self.objects {
-                self.protect(objects);
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for sig in [libc::SIGTERM, libc::SIGCHLD, libc::SIGINT, libc::SIGHUP] {
-                libc::sigaddset(&mut set, sig);
-            }
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            if libc::getppid() != self.parent {
-                libc::_exit(137); // hhi died before the death signal was armed
-            }
-            let pid = libc::fork();
-            if pid < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if pid == 0 {
-                libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-                libc::setpgid(0, 0);
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                return Ok(());
-            }
-            // The guardian. Close inherited descriptors (std's exec-error pipe among them),
-            // so the parent's spawn returns as soon as the command has exec'd.
-            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
-                for fd in 3..1024 {
-                    libc::close(fd);
-                }
-            }
-            libc::setpgid(pid, pid); // also done by the child: whichever runs first
-            loop {
-                let sig = libc::sigwaitinfo(&set, std::ptr::null_mut());
-                if sig == libc::SIGCHLD {
-                    let mut status = 0;
-                    if libc::waitpid(pid, &mut status, libc::WNOHANG) == pid {
-                        libc::kill(-pid, libc::SIGKILL);
-                        if libc::WIFSIGNALED(status) {
-                            let s = libc::WTERMSIG(status);
-                            libc::signal(s, libc::SIG_DFL);
-                            let mut one: libc::sigset_t = std::mem::zeroed();
-                            libc::sigemptyset(&mut one);
-                            libc::sigaddset(&mut one, s);
-                            libc::sigprocmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
-                            libc::kill(libc::getpid(), s);
-                            libc::_exit(128 + s);
-                        }
-                        libc::_exit(libc::WEXITSTATUS(status));
-                    }
-                } else if sig == libc::SIGTERM || sig == libc::SIGHUP || sig == libc::SIGINT {
-                    // hhi is gone (or the guardian was told to stop): so is the command.
-                    libc::kill(-pid, libc::SIGKILL);
-                    libc::_exit(137);
-                }
-            }
-        }
-    }
-
-    /// A private mount namespace with `objects/` bind-mounted read-only. Best effort.
-    unsafe fn protect(&self, objects: &std::ffi::CStr) {
-        // SAFETY: mount and unshare take NUL-terminated paths that outlive the calls.
-        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            let Some(objects) = &self.objects else {
+                return;
+            };
             if libc::unshare(libc::CLONE_NEWNS) != 0 {
                 return;
             }
             let none = std::ptr::null();
-            if libc::mount(
+            let private = libc::mount(
                 none,
                 c"/".as_ptr(),
                 none,
                 libc::MS_REC | libc::MS_PRIVATE,
                 std::ptr::null(),
-            ) != 0
-            {
-                return;
-            }
-            if libc::mount(
-                objects.as_ptr(),
-                objects.as_ptr(),
-                none,
-                libc::MS_BIND | libc::MS_REC,
-                std::ptr::null(),
-            ) != 0
+            );
+            if private != 0
+                || libc::mount(
+                    objects.as_ptr(),
+                    objects.as_ptr(),
+                    none,
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ) != 0
             {
                 return;
             }
