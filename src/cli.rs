@@ -5,10 +5,11 @@ use crate::registry::Registry;
 use crate::scheduler::RunOptions;
 use crate::store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const ABOUT: &str = "hhi runs pipelines of typed stages (TOML), caching every result by content.";
 
@@ -35,11 +36,8 @@ Environment:
 #[command(name = "hhi", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
     /// The store folder [default: $HHI_STORE, else ./artifacts]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", value_parser = non_empty_path)]
     store: Option<PathBuf>,
-    /// No progress bars.
-    #[arg(long, short, global = true)]
-    quiet: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -60,6 +58,7 @@ enum Cmd {
     /// stops its descendants; the others finish and keep their results. A killed run loses
     /// only the stages in flight, and those resume from their checkpoints.
     Run {
+        /// The pipeline file (P.toml).
         pipeline: PathBuf,
         /// Run only this stage and what it needs (repeatable).
         #[arg(long, value_name = "STAGE")]
@@ -67,8 +66,8 @@ enum Cmd {
         /// Rerun this stage even if it is fresh (repeatable).
         #[arg(long, value_name = "STAGE")]
         force: Vec<String>,
-        /// Stages to run at once [default: number of cores].
-        #[arg(long, short)]
+        /// Stages to run at once, at least 1 [default: number of cores].
+        #[arg(long, short, value_parser = parse_jobs)]
         jobs: Option<usize>,
         /// Override the pipeline's backend (not part of any cache key).
         #[arg(long, value_parser = ["auto", "ndarray", "wgpu", "cuda"])]
@@ -79,6 +78,9 @@ enum Cmd {
         /// Print the run report as JSON.
         #[arg(long)]
         json: bool,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Say what `run` would do, per stage: fresh, or run with every reason.
     ///
@@ -87,7 +89,9 @@ enum Cmd {
     /// against the records that P.lock names. Exits 0 either way, or 1 with --check when
     /// anything would run.
     Plan {
+        /// The pipeline file (P.toml).
         pipeline: PathBuf,
+        /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
         /// Exit 1 if anything would run (for CI).
@@ -101,6 +105,7 @@ enum Cmd {
     ///
     /// Exits 1 on any problem, naming the artifact and the stage that produced it.
     Audit {
+        /// The pipeline file (P.toml); its P.lock names what to check.
         pipeline: PathBuf,
         /// Also rerun this stage into a scratch store and compare its outputs bit for bit.
         #[arg(long, value_name = "STAGE")]
@@ -108,6 +113,7 @@ enum Cmd {
         /// Also re-hash every object in the store, referenced or not.
         #[arg(long)]
         all: bool,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -118,12 +124,15 @@ enum Cmd {
         /// Resolve stage names through this pipeline's lock (default: the latest run).
         #[arg(long, value_name = "P.toml")]
         pipeline: Option<PathBuf>,
+        /// Print the record as JSON (an array of records when several produced the digest).
         #[arg(long)]
         json: bool,
     },
     /// Print the DAG with each stage's state.
     Graph {
+        /// The pipeline file (P.toml).
         pipeline: PathBuf,
+        /// Graphviz dot, or Mermaid for Markdown.
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
@@ -135,17 +144,20 @@ enum Cmd {
         /// Report what would be removed without removing it.
         #[arg(long)]
         dry_run: bool,
+        /// Fail at once if another hhi process is using the store, instead of waiting.
         #[arg(long)]
         no_wait: bool,
     },
     /// List the stage kinds with their ports, types, parameters and defaults.
     Stages {
+        /// Print the kinds as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Print the BLAKE3 digest of files or folders as the store computes it (b3sum format
     /// for files).
     Hash {
+        /// Files or folders to hash.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -157,8 +169,52 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in a log file or a CI capture.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
+}
+
+/// `--jobs`: a count of at least 1 (0 used to mean 1 silently).
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (it is how many stages run at once)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}; give a whole number of stages, at least 1")),
+    }
+}
+
+/// `--store`: any path but the empty one (which would make the current folder the store).
+fn non_empty_path(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("the store folder cannot be empty; leave --store out for ./artifacts".into());
+    }
+    Ok(PathBuf::from(s))
+}
+
+/// Set once stdout's reader has gone away (`hhi plan | head`).
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Writes to stdout. A reader that went away is not an error and not a panic (`print!`
+/// panics on EPIPE): the rest of the output is dropped and the command finishes and exits
+/// as it would have, so `plan --check | head` still says whether anything would run.
+fn out(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut o = std::io::stdout().lock();
+    match write!(o, "{text}").and_then(|()| o.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_GONE.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        r => Ok(r?),
+    }
+}
+
+/// [`out`] and a newline.
+fn outln(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    out(format_args!("{text}\n"))
 }
 
 /// Runs the CLI with the given stage kinds (so that a program built on the library can
@@ -169,12 +225,14 @@ pub fn main(registry: Registry) -> ExitCode {
     match dispatch(cli, &registry) {
         Ok(code) => code,
         Err(e) => {
+            // Not eprintln!, which panics when stderr is a closed pipe.
+            let mut err = std::io::stderr().lock();
             // Diagnostics already carry their own `error:` lines.
-            if e.downcast_ref::<crate::diag::Diagnostics>().is_some() {
-                eprintln!("{e}");
+            let _ = if e.downcast_ref::<crate::diag::Diagnostics>().is_some() {
+                writeln!(err, "{e}")
             } else {
-                eprintln!("error: {e:#}");
-            }
+                writeln!(err, "error: {e:#}")
+            };
             ExitCode::from(2)
         }
     }
@@ -182,6 +240,7 @@ pub fn main(registry: Registry) -> ExitCode {
 
 fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
     let store = Arc::new(Store::open(
+        // `Store::default_root` treats an empty HHI_STORE as unset.
         &cli.store.clone().unwrap_or_else(Store::default_root),
     ));
     let load = |p: &PathBuf| Pipeline::load(p, registry);
@@ -194,6 +253,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             backend,
             no_wait,
             json,
+            quiet,
         } => {
             let mut p = load(&pipeline)?;
             if let Some(b) = backend {
@@ -205,15 +265,15 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                 wait_for_lock: !no_wait,
                 ..RunOptions::default()
             };
-            opts.progress = !cli.quiet && !json && std::io::stderr().is_terminal();
+            opts.progress = !quiet && !json && std::io::stderr().is_terminal();
             if let Some(j) = jobs {
-                opts.jobs = j.max(1);
+                opts.jobs = j;
             }
             let report = crate::scheduler::run(&p, store, &opts)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln(serde_json::to_string_pretty(&report)?)?;
             } else {
-                print!("{}", report.render());
+                out(report.render())?;
             }
             Ok(if report.success() {
                 ExitCode::SUCCESS
@@ -230,7 +290,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             let p = load(&pipeline)?;
             let plan = crate::plan::plan(&store, &p, &force)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&plan)?);
+                outln(serde_json::to_string_pretty(&plan)?)?;
             } else {
                 let width = plan.stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
                 for s in &plan.stages {
@@ -240,7 +300,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                         .map(|r| r.to_string())
                         .collect::<Vec<_>>()
                         .join("; ");
-                    println!("{:<6} {:width$}  {reasons}", s.state, s.name);
+                    outln(format_args!("{:<6} {:width$}  {reasons}", s.state, s.name))?;
                 }
             }
             if store.exists() {
@@ -261,9 +321,9 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             let p = load(&pipeline)?;
             let report = crate::audit::audit(&store, &p, all, reproduce.as_deref())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln(serde_json::to_string_pretty(&report)?)?;
             } else {
-                print!("{}", report.render());
+                out(report.render())?;
             }
             Ok(if report.ok() {
                 ExitCode::SUCCESS
@@ -277,21 +337,23 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let p = pipeline.as_ref().map(load).transpose()?;
-            let rec = crate::show::find_record(&store, &what, p.as_ref())?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rec)?);
+            let recs = crate::show::find_records(&store, &what, p.as_ref())?;
+            if !json {
+                out(crate::show::render_records(&recs))?;
+            } else if let [one] = recs.as_slice() {
+                outln(serde_json::to_string_pretty(one)?)?;
             } else {
-                print!("{}", crate::show::render_record(&rec));
+                outln(serde_json::to_string_pretty(&recs)?)?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Graph { pipeline, format } => {
             let p = load(&pipeline)?;
             let plan = crate::plan::plan(&store, &p, &[])?;
-            print!(
+            out(format_args!(
                 "{}",
                 crate::show::render_graph(&p, &plan, matches!(format, GraphFormat::Mermaid))
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Gc {
@@ -300,7 +362,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             no_wait,
         } => {
             let report = crate::gc::gc(&store, keep, dry_run, !no_wait)?;
-            print!("{}", report.render(dry_run));
+            out(report.render(dry_run))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Stages { json } => {
@@ -309,9 +371,12 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
         }
         Cmd::Hash { paths } => {
             for path in paths {
+                if STDOUT_GONE.load(Ordering::Relaxed) {
+                    break;
+                }
                 let h = crate::store::hash::hash_path(&path)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                println!("{}  {}", h.digest, path.display());
+                outln(format_args!("{}  {}", h.digest, path.display()))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -344,23 +409,38 @@ fn print_stages(registry: &Registry, json: bool) -> anyhow::Result<()> {
         }));
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        outln(serde_json::to_string_pretty(&all)?)?;
         return Ok(());
     }
     for k in registry.kinds() {
-        println!("{} (v{})\n  {}", k.name(), k.version(), k.about());
+        outln(format_args!(
+            "{} (v{})\n  {}",
+            k.name(),
+            k.version(),
+            k.about()
+        ))?;
         for p in k.inputs() {
-            println!("  in   {:<16} {:<14} {}", p.name, p.ty.name(), p.doc);
+            outln(format_args!(
+                "  in   {:<16} {:<14} {}",
+                p.name,
+                p.ty.name(),
+                p.doc
+            ))?;
         }
         if let Some(t) = k.input_table() {
-            println!(
+            outln(format_args!(
                 "  in   {:<16} {:<14} any number of inputs: {t} = {{ name = \"stage.port\" }}",
                 format!("{t}.*"),
                 "Any"
-            );
+            ))?;
         }
         for p in k.outputs() {
-            println!("  out  {:<16} {:<14} {}", p.name, p.ty.name(), p.doc);
+            outln(format_args!(
+                "  out  {:<16} {:<14} {}",
+                p.name,
+                p.ty.name(),
+                p.doc
+            ))?;
         }
         for p in k.params() {
             let default = match &p.default {
@@ -374,18 +454,18 @@ fn print_stages(registry: &Registry, json: bool) -> anyhow::Result<()> {
                 ),
                 _ => String::new(),
             };
-            println!(
+            outln(format_args!(
                 "  par  {:<16} {:<14} {default}{range}  {}",
                 p.name,
                 p.ty.describe(),
                 p.doc
-            );
+            ))?;
         }
-        println!();
+        outln("")?;
     }
-    println!(
+    outln(format_args!(
         "artifact types: {}",
         crate::types::ArtifactType::NAMES.join(", ")
-    );
+    ))?;
     Ok(())
 }

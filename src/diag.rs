@@ -119,6 +119,34 @@ pub fn did_you_mean<'a>(
         })
 }
 
+/// The `= help:` text for an unknown name: `found(closest)` when a candidate is close enough
+/// to be a typo (see [`did_you_mean`]), else `otherwise()` (usually the list of valid names).
+pub fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    found: impl FnOnce(&str) -> String,
+    otherwise: impl FnOnce() -> String,
+) -> String {
+    match did_you_mean(word, candidates) {
+        Some(s) => found(s),
+        None => otherwise(),
+    }
+}
+
+/// [`suggest`] with the usual wording: "did you mean `closest`?".
+pub fn suggest_name<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    otherwise: impl FnOnce() -> String,
+) -> String {
+    suggest(
+        word,
+        candidates,
+        |s| format!("did you mean `{s}`?"),
+        otherwise,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +168,19 @@ mod tests {
             Some("temperature")
         );
         assert_eq!(did_you_mean("zzz", ["temperature", "top_p"]), None);
+    }
+
+    #[test]
+    fn suggest_falls_back() {
+        let none = || "known: a, b".to_string();
+        assert_eq!(
+            suggest_name("temprature", ["temperature"], none),
+            "did you mean `temperature`?"
+        );
+        assert_eq!(suggest_name("zzz", ["temperature"], none), "known: a, b");
+        assert_eq!(
+            suggest("gne", ["gen"], |s| format!("did you mean `{s}.out`?"), none),
+            "did you mean `gen.out`?"
+        );
     }
 }

@@ -2,12 +2,12 @@
 //! edge checked for existence and type, and the whole graph checked for cycles — all
 //! before anything touches the store. Problems are collected, not thrown one at a time.
 
-use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::diag::{Diagnostic, Diagnostics, suggest, suggest_name};
 use crate::graph::Dag;
-use crate::params::{ParamType, Params, Value};
-use crate::registry::{Registry, Signature, StageKind};
+use crate::params::{ParamSpec, ParamType, Params, Value};
+use crate::registry::{PortSpec, Registry, Signature, StageKind};
 use crate::types::ArtifactType;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -87,9 +87,13 @@ impl Pipeline {
     }
 
     pub fn load(path: &Path, registry: &Registry) -> anyhow::Result<Pipeline> {
-        let src = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             anyhow::anyhow!("cannot read pipeline {}: {e}\n  = help: check the path; pipelines usually live in pipelines/", path.display())
         })?;
+        let src = match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => return Err(not_utf8(path, e.as_bytes(), e.utf8_error()).into()),
+        };
         Ok(Self::parse(path, &src, registry)?)
     }
 
@@ -102,6 +106,28 @@ impl Pipeline {
         }
         .load()
     }
+}
+
+/// A pipeline file that is not UTF-8: the line and column of the first bad byte.
+fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> Diagnostics {
+    let at = e.valid_up_to();
+    // Lossy decoding keeps the valid prefix byte for byte, so `at` is still its offset.
+    let shown = String::from_utf8_lossy(bytes);
+    let bad = &bytes[at..at + e.error_len().unwrap_or(bytes.len() - at).max(1)];
+    let hex: Vec<String> = bad.iter().map(|b| format!("0x{b:02x}")).collect();
+    Diagnostics(vec![
+        Diagnostic::new(
+            path,
+            &shown,
+            // The replacement character that stands for the bad byte(s).
+            at..at + '\u{FFFD}'.len_utf8(),
+            format!(
+                "the pipeline file is not valid UTF-8 (byte {})",
+                hex.join(" ")
+            ),
+        )
+        .with_hint("pipeline files are UTF-8 TOML; re-save the file as UTF-8"),
+    ])
 }
 
 /// The seed a stage derives from the pipeline seed and its name, so that adding a stage
@@ -123,6 +149,77 @@ fn type_name(v: &DeValue) -> &'static str {
     }
 }
 
+/// How a port is named in a process's environment (`$HHI_IN_<this>`, `$HHI_OUT_<this>`):
+/// `-` is not allowed in shell variable names, so it becomes `_`. The loader refuses two
+/// ports of one stage that this maps to the same name.
+pub fn port_env_suffix(port: &str) -> String {
+    port.replace('-', "_")
+}
+
+/// A map parameter of this name is the environment of a process (the `command` kind's
+/// `env`): its names and values are checked as such when the pipeline loads.
+pub const ENV_PARAM: &str = "env";
+
+const ENV_COLLISION_HINT: &str =
+    "`-` becomes `_` in environment variable names; rename one of them";
+
+/// What a special file is, for a message ("a FIFO", …).
+fn special_file_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
+/// Why an `env` entry cannot be passed to a process: `(on the key?, message, hint)`.
+fn env_var_problem(name: &str, value: &str) -> Option<(bool, String, String)> {
+    let shown = name.escape_debug();
+    if name.is_empty() {
+        return Some((
+            true,
+            "empty environment variable name in `env`".into(),
+            "give each variable a name: env = { NAME = \"value\" }".into(),
+        ));
+    }
+    if name.contains('\0') {
+        return Some((
+            true,
+            format!("environment variable name `{shown}` contains a NUL byte"),
+            "a NUL cannot be passed to a program; remove it".into(),
+        ));
+    }
+    if let Some((before, _)) = name.split_once('=') {
+        return Some((
+            true,
+            format!("environment variable name `{shown}` contains `=`"),
+            format!("a name cannot contain `=`; did you mean {before} = \"…\"?"),
+        ));
+    }
+    if value.contains('\0') {
+        return Some((
+            false,
+            format!("the value of `{shown}` in `env` contains a NUL byte"),
+            "a NUL cannot be passed to a program; remove it".into(),
+        ));
+    }
+    if name == "PATH" && value.is_empty() {
+        return Some((
+            false,
+            "`PATH` is empty: the command could not find any program".into(),
+            "remove it to keep hhi's PATH, or list folders, e.g. PATH = \"/usr/local/bin:/usr/bin:/bin\"".into(),
+        ));
+    }
+    None
+}
+
 fn valid_stage_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
@@ -134,6 +231,37 @@ struct Loader<'a> {
     src: &'a str,
     registry: &'a Registry,
     diags: Vec<Diagnostic>,
+}
+
+/// A stage kind with what the loader asks of it, asked once per stage.
+struct KindSpec {
+    kind: Arc<dyn StageKind>,
+    params: Vec<ParamSpec>,
+    inputs: Vec<PortSpec>,
+    input_table: Option<&'static str>,
+}
+
+impl KindSpec {
+    fn new(kind: Arc<dyn StageKind>) -> KindSpec {
+        KindSpec {
+            params: kind.params(),
+            inputs: kind.inputs(),
+            input_table: kind.input_table(),
+            kind,
+        }
+    }
+}
+
+/// What a stage table's entries add up to while they are read.
+#[derive(Default)]
+struct StageBody {
+    values: BTreeMap<String, Value>,
+    inputs: BTreeMap<String, (Input, Range<usize>)>,
+    /// Every key the table has, valid or not: a key with a bad value is one problem, not
+    /// also a missing one.
+    given: BTreeSet<String>,
+    /// `port_env_suffix` of each input port → the port.
+    input_env: BTreeMap<String, String>,
 }
 
 struct Parsed {
@@ -199,12 +327,9 @@ impl<'a> Loader<'a> {
                         k.span(),
                         format!("unknown top-level table `{other}`"),
                     );
-                    d.hint = Some(match did_you_mean(&other, ["pipeline", "stages"]) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => {
-                            "a pipeline file has a [pipeline] table and [stages.NAME] tables".into()
-                        }
-                    });
+                    d.hint = Some(suggest_name(&other, ["pipeline", "stages"], || {
+                        "a pipeline file has a [pipeline] table and [stages.NAME] tables".into()
+                    }));
                     self.diags.push(d);
                 }
             }
@@ -349,10 +474,9 @@ impl<'a> Loader<'a> {
                 }
                 (other, _) => {
                     let other = other.to_string();
-                    let hint = match did_you_mean(&other, ["name", "seed", "backend"]) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => "[pipeline] takes name, seed and backend".into(),
-                    };
+                    let hint = suggest_name(&other, ["name", "seed", "backend"], || {
+                        "[pipeline] takes name, seed and backend".into()
+                    });
                     self.hint(
                         k.span(),
                         format!("unknown key `{other}` in [pipeline]"),
@@ -386,145 +510,251 @@ impl<'a> Loader<'a> {
             );
             return None;
         };
-        let kind = match t.get("kind").map(|v| (v.span(), v.get_ref())) {
-            None => {
-                self.hint(
-                    span,
-                    format!("stage `{name}` has no `kind`"),
-                    "add kind = \"…\"; `hhi stages` lists the kinds",
-                );
-                return None;
-            }
-            Some((ks, DeValue::String(kname))) => match self.registry.get(kname) {
-                Some(kind) => kind.clone(),
-                None => {
-                    let hint = match did_you_mean(kname, self.registry.names()) {
-                        Some(s) => format!("did you mean `{s}`? (`hhi stages` lists every kind)"),
-                        None => format!(
-                            "known kinds: {}; `hhi stages` describes them",
-                            self.registry.names().collect::<Vec<_>>().join(", ")
-                        ),
-                    };
-                    self.hint(ks, format!("unknown stage kind `{kname}`"), hint);
-                    return None;
-                }
-            },
-            Some((ks, other)) => {
-                let msg = format!("`kind` must be a string, found {}", type_name(other));
-                self.err(ks, msg);
+        let kind = KindSpec::new(self.stage_kind(&name, &span, t)?);
+        let mut body = StageBody::default();
+        let mut entries: Vec<_> = t.iter().filter(|(k, _)| k.get_ref() != "kind").collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+        for (key, val) in entries {
+            self.stage_entry(&name, &kind, &mut body, key, val, dir);
+        }
+        self.fill_defaults(&name, &span, &kind, &mut body);
+
+        let params = Params(body.values);
+        let signature = match kind.kind.signature(&params) {
+            Ok(s) => s,
+            Err(e) => {
+                self.err(span, format!("stage `{name}`: {e}"));
                 return None;
             }
         };
+        self.check_output_env_names(&name, &span, t, &signature);
+        Some(Parsed {
+            name,
+            span,
+            kind: kind.kind,
+            params,
+            inputs: body.inputs,
+            signature,
+        })
+    }
 
-        let specs = kind.params();
-        let static_inputs = kind.inputs();
-        let input_table = kind.input_table();
-        let mut values: BTreeMap<String, Value> = BTreeMap::new();
-        let mut inputs: BTreeMap<String, (Input, Range<usize>)> = BTreeMap::new();
-        let mut entries: Vec<_> = t.iter().filter(|(k, _)| k.get_ref() != "kind").collect();
-        entries.sort_by_key(|(k, _)| k.span().start);
-
-        for (key, val) in entries {
-            let kname = key.get_ref().as_ref();
-            if let Some(port) = static_inputs.iter().find(|p| p.name == kname) {
-                if let Some(src) = self.input_source(val, dir) {
-                    inputs.insert(
-                        kname.to_string(),
-                        (
-                            Input {
-                                source: src,
-                                ty: port.ty,
-                            },
-                            val.span(),
-                        ),
-                    );
-                }
-            } else if Some(kname) == input_table {
-                match val.get_ref() {
-                    DeValue::Table(tt) => {
-                        for (pk, pv) in tt.iter() {
-                            if !valid_stage_name(pk.get_ref()) {
-                                self.hint(
-                                    pk.span(),
-                                    format!("invalid input name `{}`", pk.get_ref()),
-                                    "use letters, digits, `_` and `-`",
-                                );
-                            }
-                            if let Some(src) = self.input_source(pv, dir) {
-                                inputs.insert(
-                                    pk.get_ref().to_string(),
-                                    (
-                                        Input {
-                                            source: src,
-                                            ty: ArtifactType::Any,
-                                        },
-                                        pv.span(),
-                                    ),
-                                );
-                            }
-                        }
-                    }
-                    other => {
-                        let msg = format!(
-                            "`{kname}` must be a table of inputs, found {}",
-                            type_name(other)
-                        );
-                        self.hint(val.span(), msg, format!("e.g. {kname} = {{ text = \"fetch.data\", script = {{ file = \"x.sh\" }} }}"));
-                    }
-                }
-            } else if let Some(spec) = specs.iter().find(|s| s.name == kname) {
-                if spec.ty == ParamType::Path {
-                    if let DeValue::String(s) = val.get_ref() {
-                        let src = self.file_source(s, val.span(), dir);
-                        if let Some(src) = src {
-                            inputs.insert(
-                                kname.to_string(),
-                                (
-                                    Input {
-                                        source: src,
-                                        ty: ArtifactType::Any,
-                                    },
-                                    val.span(),
-                                ),
-                            );
-                        }
-                    } else {
-                        let msg = format!(
-                            "`{kname}` must be a path string, found {}",
-                            type_name(val.get_ref())
-                        );
-                        self.err(val.span(), msg);
-                    }
-                } else if let Some(v) = self.param_value(spec, val) {
-                    values.insert(kname.to_string(), v);
-                }
-            } else {
-                let mut candidates: Vec<&str> = specs.iter().map(|s| s.name).collect();
-                candidates.extend(static_inputs.iter().map(|p| p.name.as_str()));
-                candidates.extend(input_table);
-                let hint = match did_you_mean(kname, candidates.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None if candidates.is_empty() => {
-                        format!("kind `{}` takes no parameters", kind.name())
-                    }
-                    None => format!("kind `{}` takes: {}", kind.name(), candidates.join(", ")),
-                };
+    /// The stage's `kind`, looked up in the registry.
+    fn stage_kind(
+        &mut self,
+        name: &str,
+        span: &Range<usize>,
+        t: &DeTable,
+    ) -> Option<Arc<dyn StageKind>> {
+        match t.get("kind").map(|v| (v.span(), v.get_ref())) {
+            None => {
                 self.hint(
-                    key.span(),
-                    format!("unknown parameter `{kname}` for kind `{}`", kind.name()),
-                    hint,
+                    span.clone(),
+                    format!("stage `{name}` has no `kind`"),
+                    "add kind = \"…\"; `hhi stages` lists the kinds",
                 );
+                None
+            }
+            Some((ks, DeValue::String(kname))) => {
+                if let Some(kind) = self.registry.get(kname) {
+                    return Some(kind.clone());
+                }
+                let hint = suggest(
+                    kname,
+                    self.registry.names(),
+                    |s| format!("did you mean `{s}`? (`hhi stages` lists every kind)"),
+                    || {
+                        format!(
+                            "known kinds: {}; `hhi stages` describes them",
+                            self.registry.names().collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                );
+                self.hint(ks, format!("unknown stage kind `{kname}`"), hint);
+                None
+            }
+            Some((ks, other)) => {
+                let msg = format!("`kind` must be a string, found {}", type_name(other));
+                self.err(ks, msg);
+                None
             }
         }
+    }
 
-        for spec in &specs {
-            if values.contains_key(spec.name) || inputs.contains_key(spec.name) {
+    /// One `key = value` of a stage table: an input, the table of inputs, a parameter, or
+    /// an unknown key.
+    fn stage_entry(
+        &mut self,
+        stage: &str,
+        kind: &KindSpec,
+        body: &mut StageBody,
+        key: &Spanned<std::borrow::Cow<str>>,
+        val: &Spanned<DeValue>,
+        dir: &Path,
+    ) {
+        let kname = key.get_ref().as_ref();
+        body.given.insert(kname.to_string());
+        if let Some(port) = kind.inputs.iter().find(|p| p.name == kname) {
+            let input = self.input_source(val, dir).map(|source| Input {
+                source,
+                ty: port.ty,
+            });
+            self.add_input(
+                stage,
+                body,
+                kname,
+                key.span(),
+                input.map(|i| (i, val.span())),
+            );
+        } else if Some(kname) == kind.input_table {
+            self.input_table(stage, kname, body, val, dir);
+        } else if let Some(spec) = kind.params.iter().find(|s| s.name == kname) {
+            if spec.ty == ParamType::Path {
+                self.path_param(stage, kname, body, key, val, dir);
+            } else if let Some(v) = self.param_value(spec, val) {
+                body.values.insert(kname.to_string(), v);
+            }
+        } else {
+            let mut candidates: Vec<&str> = kind.params.iter().map(|s| s.name).collect();
+            candidates.extend(kind.inputs.iter().map(|p| p.name.as_str()));
+            candidates.extend(kind.input_table);
+            let kind_name = kind.kind.name();
+            let hint = suggest_name(kname, candidates.iter().copied(), || {
+                if candidates.is_empty() {
+                    format!("kind `{kind_name}` takes no parameters")
+                } else {
+                    format!("kind `{kind_name}` takes: {}", candidates.join(", "))
+                }
+            });
+            self.hint(
+                key.span(),
+                format!("unknown parameter `{kname}` for kind `{kind_name}`"),
+                hint,
+            );
+        }
+    }
+
+    /// `inputs = { port = "stage.port", other = { file = "…" } }`: inputs the stage names.
+    fn input_table(
+        &mut self,
+        stage: &str,
+        kname: &str,
+        body: &mut StageBody,
+        val: &Spanned<DeValue>,
+        dir: &Path,
+    ) {
+        let DeValue::Table(tt) = val.get_ref() else {
+            let msg = format!(
+                "`{kname}` must be a table of inputs, found {}",
+                type_name(val.get_ref())
+            );
+            self.hint(
+                val.span(),
+                msg,
+                format!(
+                    "e.g. {kname} = {{ text = \"fetch.data\", script = {{ file = \"x.sh\" }} }}"
+                ),
+            );
+            return;
+        };
+        let mut entries: Vec<_> = tt.iter().collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+        for (pk, pv) in entries {
+            let port = pk.get_ref().as_ref();
+            if !valid_stage_name(port) {
+                self.hint(
+                    pk.span(),
+                    format!("invalid input name `{port}`"),
+                    "use letters, digits, `_` and `-`",
+                );
+            }
+            let input = self.input_source(pv, dir).map(|source| Input {
+                source,
+                ty: ArtifactType::Any,
+            });
+            self.add_input(stage, body, port, pk.span(), input.map(|i| (i, pv.span())));
+        }
+    }
+
+    /// A `path` parameter: a file or folder read as an input.
+    fn path_param(
+        &mut self,
+        stage: &str,
+        kname: &str,
+        body: &mut StageBody,
+        key: &Spanned<std::borrow::Cow<str>>,
+        val: &Spanned<DeValue>,
+        dir: &Path,
+    ) {
+        let DeValue::String(s) = val.get_ref() else {
+            let msg = format!(
+                "`{kname}` must be a path string, found {}",
+                type_name(val.get_ref())
+            );
+            self.err(val.span(), msg);
+            return;
+        };
+        let input = self.file_source(s, val.span(), dir).map(|source| Input {
+            source,
+            ty: ArtifactType::Any,
+        });
+        self.add_input(
+            stage,
+            body,
+            kname,
+            key.span(),
+            input.map(|i| (i, val.span())),
+        );
+    }
+
+    /// Adds an input port (`None` when its source was bad and already reported), refusing
+    /// a name that differs from an earlier one only by `-` and `_`: both would be the same
+    /// `$HHI_IN_…` variable, one silently shadowing the other.
+    fn add_input(
+        &mut self,
+        stage: &str,
+        body: &mut StageBody,
+        port: &str,
+        key_span: Range<usize>,
+        input: Option<(Input, Range<usize>)>,
+    ) {
+        let env = port_env_suffix(port);
+        match body.input_env.get(&env) {
+            Some(first) if first != port => {
+                let msg = format!(
+                    "inputs `{first}` and `{port}` of stage `{stage}` would both be $HHI_IN_{env}"
+                );
+                self.hint(key_span, msg, ENV_COLLISION_HINT);
+                return;
+            }
+            Some(_) => {}
+            None => {
+                body.input_env.insert(env, port.to_string());
+            }
+        }
+        if let Some(i) = input {
+            body.inputs.insert(port.to_string(), i);
+        }
+    }
+
+    /// Defaults for the parameters not given, and a problem for each required parameter or
+    /// input that is absent. A key that was given with a bad value has been reported
+    /// already; it is not reported again as missing.
+    fn fill_defaults(
+        &mut self,
+        name: &str,
+        span: &Range<usize>,
+        kind: &KindSpec,
+        body: &mut StageBody,
+    ) {
+        for spec in &kind.params {
+            if body.values.contains_key(spec.name) || body.inputs.contains_key(spec.name) {
                 continue;
             }
             match &spec.default {
                 Some(d) => {
-                    values.insert(spec.name.to_string(), d.clone());
+                    body.values.insert(spec.name.to_string(), d.clone());
                 }
+                None if body.given.contains(spec.name) => {}
                 None => self.hint(
                     span.clone(),
                     format!(
@@ -536,8 +766,8 @@ impl<'a> Loader<'a> {
                 ),
             }
         }
-        for port in &static_inputs {
-            if !inputs.contains_key(&port.name) {
+        for port in &kind.inputs {
+            if !body.inputs.contains_key(&port.name) && !body.given.contains(&port.name) {
                 self.hint(
                     span.clone(),
                     format!(
@@ -548,27 +778,89 @@ impl<'a> Loader<'a> {
                 );
             }
         }
-        let params = Params(values);
-        let signature = match kind.signature(&params) {
-            Ok(s) => s,
-            Err(e) => {
-                self.err(span, format!("stage `{name}`: {e}"));
-                return None;
-            }
-        };
-        Some(Parsed {
-            name,
-            span,
-            kind,
-            params,
-            inputs,
-            signature,
-        })
+    }
+
+    /// Two outputs whose names differ only by `-` and `_` would share one `$HHI_OUT_…`.
+    fn check_output_env_names(
+        &mut self,
+        stage: &str,
+        span: &Range<usize>,
+        t: &DeTable,
+        signature: &Signature,
+    ) {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for out in &signature.outputs {
+            let env = port_env_suffix(&out.name);
+            let Some(first) = seen.insert(env.clone(), &out.name) else {
+                continue;
+            };
+            // The output's name as written in the stage table, else the stage's name.
+            let at = t
+                .values()
+                .filter_map(|v| match v.get_ref() {
+                    DeValue::Array(items) => Some(items),
+                    _ => None,
+                })
+                .flat_map(|items| items.iter())
+                .find(|it| matches!(it.get_ref(), DeValue::String(s) if *s == out.name))
+                .map(|it| it.span())
+                .unwrap_or_else(|| span.clone());
+            self.hint(
+                at,
+                format!(
+                    "outputs `{first}` and `{}` of stage `{stage}` would both be $HHI_OUT_{env}",
+                    out.name
+                ),
+                ENV_COLLISION_HINT,
+            );
+        }
     }
 
     fn file_source(&mut self, rel: &str, span: Range<usize>, dir: &Path) -> Option<InputSource> {
         let abs = dir.join(rel);
-        if std::fs::symlink_metadata(&abs).is_err() {
+        // `metadata` follows symlinks: a link is read as what it points to (as DVC does).
+        let meta = match std::fs::metadata(&abs) {
+            Ok(m) => m,
+            Err(e) => {
+                self.missing_file(rel, &abs, span, e);
+                return None;
+            }
+        };
+        if !meta.is_file() && !meta.is_dir() {
+            self.hint(
+                span,
+                format!(
+                    "`{rel}` is {}, not a file or folder",
+                    special_file_kind(&meta.file_type())
+                ),
+                "inputs are hashed by content; give a regular file or a folder",
+            );
+            return None;
+        }
+        let is_link = std::fs::symlink_metadata(&abs).is_ok_and(|m| m.file_type().is_symlink());
+        let abs = if is_link {
+            std::fs::canonicalize(&abs).unwrap_or(abs)
+        } else {
+            abs
+        };
+        Some(InputSource::File {
+            rel: rel.to_string(),
+            abs,
+        })
+    }
+
+    fn missing_file(&mut self, rel: &str, abs: &Path, span: Range<usize>, e: std::io::Error) {
+        if let Ok(target) = std::fs::read_link(abs) {
+            self.hint(
+                span,
+                format!("`{rel}` is a symlink to a missing file"),
+                format!(
+                    "{} points to {}, which does not exist",
+                    abs.display(),
+                    target.display()
+                ),
+            );
+        } else if e.kind() == std::io::ErrorKind::NotFound {
             self.hint(
                 span,
                 format!("file not found: `{rel}`"),
@@ -577,12 +869,13 @@ impl<'a> Loader<'a> {
                     abs.display()
                 ),
             );
-            return None;
+        } else {
+            self.hint(
+                span,
+                format!("cannot read `{rel}`: {e}"),
+                format!("looked at {}", abs.display()),
+            );
         }
-        Some(InputSource::File {
-            rel: rel.to_string(),
-            abs,
-        })
     }
 
     fn input_source(&mut self, v: &Spanned<DeValue>, dir: &Path) -> Option<InputSource> {
@@ -659,10 +952,12 @@ impl<'a> Loader<'a> {
             (ParamType::Str, DeValue::String(s)) => Value::Str(s.to_string()),
             (ParamType::Enum(choices), DeValue::String(s)) => {
                 if !choices.contains(&s.as_ref()) {
-                    let hint = match did_you_mean(s, choices.iter().copied()) {
-                        Some(c) => format!("did you mean \"{c}\"?"),
-                        None => format!("expected one of: {}", choices.join(", ")),
-                    };
+                    let hint = suggest(
+                        s,
+                        choices.iter().copied(),
+                        |c| format!("did you mean \"{c}\"?"),
+                        || format!("expected one of: {}", choices.join(", ")),
+                    );
                     self.hint(span, format!("bad value \"{s}\" for `{}`", spec.name), hint);
                     return None;
                 }
@@ -686,27 +981,7 @@ impl<'a> Loader<'a> {
                 }
                 Value::List(out)
             }
-            (ParamType::StrMap, DeValue::Table(t)) => {
-                let mut out = BTreeMap::new();
-                for (k, it) in t.iter() {
-                    match it.get_ref() {
-                        DeValue::String(s) => {
-                            out.insert(k.get_ref().to_string(), s.to_string());
-                        }
-                        other => {
-                            let msg = format!(
-                                "`{}.{}` must be a string, found {}",
-                                spec.name,
-                                k.get_ref(),
-                                type_name(other)
-                            );
-                            self.err(it.span(), msg);
-                            return None;
-                        }
-                    }
-                }
-                Value::Map(out)
-            }
+            (ParamType::StrMap, DeValue::Table(t)) => Value::Map(self.map_value(spec, t)?),
             (ty, _) => {
                 let msg = format!(
                     "bad value for `{}`: expected {}, found {found}",
@@ -724,6 +999,36 @@ impl<'a> Loader<'a> {
         Some(value)
     }
 
+    /// A table of strings; an `env` table also has every name and value checked, and all
+    /// of its problems reported at once.
+    fn map_value(&mut self, spec: &ParamSpec, t: &DeTable) -> Option<BTreeMap<String, String>> {
+        let mut entries: Vec<_> = t.iter().collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (k, it) in entries {
+            let DeValue::String(s) = it.get_ref() else {
+                let msg = format!(
+                    "`{}.{}` must be a string, found {}",
+                    spec.name,
+                    k.get_ref(),
+                    type_name(it.get_ref())
+                );
+                self.err(it.span(), msg);
+                return None;
+            };
+            if spec.name == ENV_PARAM
+                && let Some((on_key, msg, hint)) = env_var_problem(k.get_ref(), s)
+            {
+                let at = if on_key { k.span() } else { it.span() };
+                self.hint(at, msg, hint);
+                ok = false;
+            }
+            out.insert(k.get_ref().to_string(), s.to_string());
+        }
+        ok.then_some(out)
+    }
+
     fn check_edges(&mut self, parsed: &[Parsed]) {
         let names: Vec<&str> = parsed.iter().map(|p| p.name.as_str()).collect();
         for p in parsed {
@@ -732,10 +1037,12 @@ impl<'a> Loader<'a> {
                     continue;
                 };
                 let Some(up) = parsed.iter().find(|q| &q.name == stage) else {
-                    let hint = match did_you_mean(stage, names.iter().copied()) {
-                        Some(s) => format!("did you mean `{s}.{out}`?"),
-                        None => format!("stages in this pipeline: {}", names.join(", ")),
-                    };
+                    let hint = suggest(
+                        stage,
+                        names.iter().copied(),
+                        |s| format!("did you mean `{s}.{out}`?"),
+                        || format!("stages in this pipeline: {}", names.join(", ")),
+                    );
                     self.hint(
                         span.clone(),
                         format!(
@@ -753,14 +1060,18 @@ impl<'a> Loader<'a> {
                         .iter()
                         .map(|o| o.name.as_str())
                         .collect();
-                    let hint = match did_you_mean(out, outs.iter().copied()) {
-                        Some(s) => format!("did you mean `{stage}.{s}`?"),
-                        None => format!(
-                            "`{stage}` ({}) has outputs: {}",
-                            up.kind.name(),
-                            outs.join(", ")
-                        ),
-                    };
+                    let hint = suggest(
+                        out,
+                        outs.iter().copied(),
+                        |s| format!("did you mean `{stage}.{s}`?"),
+                        || {
+                            format!(
+                                "`{stage}` ({}) has outputs: {}",
+                                up.kind.name(),
+                                outs.join(", ")
+                            )
+                        },
+                    );
                     self.hint(
                         span.clone(),
                         format!("stage `{stage}` has no output port `{out}`"),

@@ -7,15 +7,19 @@ use crate::scheduler::run_refs;
 use crate::store::Store;
 use crate::store::record::Record;
 use anyhow::bail;
+use std::collections::BTreeSet;
 
-/// Finds a record by stage name (through `pipeline`'s lock, else the newest run that had
-/// such a stage), by cache key, or by the digest of one of its outputs. Hex prefixes of at
-/// least 6 digits are accepted.
-pub fn find_record(
+/// Finds the records `what` names: by stage name (through `pipeline`'s lock, else the
+/// newest run that had such a stage), by cache key, or by the digest of one of its outputs.
+/// Hex prefixes of at least 6 digits are accepted. A digest names one artifact, but several
+/// records can have produced those same bytes (two stages, or one stage with different
+/// inputs, that wrote the same thing): all of them are returned, oldest first. Only a prefix
+/// that begins more than one key or digest is ambiguous.
+pub fn find_records(
     store: &Store,
     what: &str,
     pipeline: Option<&Pipeline>,
-) -> anyhow::Result<Record> {
+) -> anyhow::Result<Vec<Record>> {
     let is_hex = what.len() >= 6 && what.chars().all(|c| c.is_ascii_hexdigit());
     if !is_hex {
         let key = match pipeline {
@@ -31,9 +35,10 @@ pub fn find_record(
                 "no stage `{what}` in any recorded run\n  = help: give a stage name from a pipeline you have run, a cache key or an artifact digest"
             );
         };
-        return store
+        let rec = store
             .read_record(&key)?
-            .ok_or_else(|| anyhow::anyhow!("the record for `{what}` is gone (collected by gc?)"));
+            .ok_or_else(|| anyhow::anyhow!("the record for `{what}` is gone (collected by gc?)"))?;
+        return Ok(vec![rec]);
     }
     let what = what.to_ascii_lowercase();
     let records = store.records();
@@ -41,25 +46,56 @@ pub fn find_record(
         .iter()
         .filter(|r| r.key.hex().starts_with(&what))
         .collect();
-    let hits: Vec<&Record> = if by_key.is_empty() {
-        records
-            .iter()
-            .filter(|r| {
-                r.outputs
-                    .values()
-                    .any(|o| o.digest.hex().starts_with(&what))
-            })
-            .collect()
-    } else {
-        by_key
-    };
-    match hits.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => bail!("no record has key or output digest {what}"),
+    match by_key.as_slice() {
+        [one] => return Ok(vec![(*one).clone()]),
+        [] => {}
         many => bail!(
-            "{what} is ambiguous: {} records match; give more digits",
+            "{what} is ambiguous: {} cache keys begin with it; give more digits",
             many.len()
         ),
+    }
+    let mut digests = BTreeSet::new();
+    let mut hits: Vec<Record> = Vec::new();
+    for r in &records {
+        let matching: Vec<String> = r
+            .outputs
+            .values()
+            .map(|o| o.digest.hex())
+            .filter(|h| h.starts_with(&what))
+            .collect();
+        if !matching.is_empty() {
+            digests.extend(matching);
+            hits.push(r.clone());
+        }
+    }
+    if digests.len() > 1 {
+        bail!(
+            "{what} is ambiguous: {} artifact digests begin with it; give more digits",
+            digests.len()
+        );
+    }
+    if hits.is_empty() {
+        bail!("no record has key or output digest {what}");
+    }
+    hits.sort_by_key(|r| (r.started.clone(), r.key.hex()));
+    Ok(hits)
+}
+
+/// Several records, each rendered as by [`render_record`], after a line that says how many.
+pub fn render_records(records: &[Record]) -> String {
+    match records {
+        [one] => render_record(one),
+        many => {
+            let mut s = format!(
+                "{} records produced these bytes (oldest first):\n",
+                many.len()
+            );
+            for r in many {
+                s.push('\n');
+                s.push_str(&render_record(r));
+            }
+            s
+        }
     }
 }
 

@@ -272,3 +272,146 @@ fn bad_pipeline_never_touches_the_store() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!p.store().exists());
 }
+
+/// Loads `src` as `dir/p.toml` (so relative paths resolve in `dir`) and returns the
+/// rendered diagnostics (panics if it loads).
+fn errors_in(dir: &Path, src: &str) -> String {
+    let path = dir.join("p.toml");
+    std::fs::write(&path, src).unwrap();
+    match hhi::Pipeline::load(&path, &registry()) {
+        Ok(_) => panic!("expected errors for:\n{src}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn missing_path_is_one_problem_not_two() {
+    let out = errors("[stages.a]\nkind = \"files\"\npath = \"nowhere.txt\"\n");
+    assert_has(&out, &["file not found: `nowhere.txt`", "1 problem"]);
+    assert!(
+        !out.contains("missing required parameter"),
+        "the path was given; only the file is missing:\n{out}"
+    );
+    // The same for a parameter given with a bad value.
+    let out = errors("[stages.a]\nkind = \"command\"\nrun = 5\n");
+    assert_has(&out, &["bad value for `run`", "p.toml:3:7", "1 problem"]);
+    assert!(!out.contains("missing required parameter"), "{out}");
+}
+
+#[test]
+fn ports_that_share_an_environment_name_are_rejected() {
+    let out = errors(
+        "[stages.a]\nkind = \"command\"\nrun = \"true\"\noutputs = [\"x\"]\n\
+         [stages.b]\nkind = \"command\"\nrun = \"true\"\n\
+         inputs = { a-b = \"a.x\", a_b = \"a.x\" }\noutputs = [\"o-1\", \"o_1\"]\n",
+    );
+    assert_has(
+        &out,
+        &[
+            "inputs `a-b` and `a_b` of stage `b` would both be $HHI_IN_a_b",
+            "p.toml:8:25",
+            "outputs `o-1` and `o_1` of stage `b` would both be $HHI_OUT_o_1",
+            "p.toml:9:19",
+            "rename one of them",
+            "2 problems",
+        ],
+    );
+    // Names that stay distinct are fine.
+    let ok = "[stages.a]\nkind = \"command\"\nrun = \"true\"\noutputs = [\"x\"]\n\
+              [stages.b]\nkind = \"command\"\nrun = \"true\"\n\
+              inputs = { a-b = \"a.x\", a_c = \"a.x\" }\noutputs = [\"o-1\", \"o_2\"]\n";
+    hhi::Pipeline::parse(Path::new("p.toml"), ok, &registry()).unwrap();
+}
+
+#[test]
+fn environment_names_and_values_are_checked_at_load_time() {
+    let src = "[stages.a]\nkind = \"command\"\nrun = \"true\"\n\
+               env = { \"X=Y\" = \"1\", \"\" = \"2\", PATH = \"\", \"A\\u0000\" = \"b\", B = \"c\\u0000\" }\n";
+    let out = errors(src);
+    assert_has(
+        &out,
+        &[
+            "environment variable name `X=Y` contains `=`",
+            "p.toml:4:9",
+            "did you mean X = \"…\"?",
+            "empty environment variable name in `env`",
+            "p.toml:4:22",
+            "`PATH` is empty",
+            "p.toml:4:39",
+            "environment variable name `A\\0` contains a NUL byte",
+            "p.toml:4:43",
+            "the value of `B` in `env` contains a NUL byte",
+            "p.toml:4:64",
+            "5 problems",
+        ],
+    );
+    let ok = "[stages.a]\nkind = \"command\"\nrun = \"true\"\n\
+              env = { X = \"\", PATH = \"/usr/bin:/bin\", LANG = \"C=1\" }\n";
+    hhi::Pipeline::parse(Path::new("p.toml"), ok, &registry()).unwrap();
+}
+
+#[test]
+fn special_files_are_rejected_and_symlinks_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fifo = std::ffi::CString::new(d.join("fifo").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let out = errors_in(d, "[stages.a]\nkind = \"files\"\npath = \"fifo\"\n");
+    assert_has(
+        &out,
+        &[
+            "`fifo` is a FIFO (named pipe), not a file or folder",
+            "p.toml:3:8",
+            "1 problem",
+        ],
+    );
+    let out = errors_in(
+        d,
+        "[stages.a]\nkind = \"command\"\nrun = \"true\"\ninputs = { n = { file = \"/dev/null\" } }\n",
+    );
+    assert_has(&out, &["`/dev/null` is a character device", "p.toml:4:25"]);
+
+    std::os::unix::fs::symlink("nothing", d.join("dangling")).unwrap();
+    let out = errors_in(d, "[stages.a]\nkind = \"files\"\npath = \"dangling\"\n");
+    assert_has(
+        &out,
+        &["`dangling` is a symlink to a missing file", "p.toml:3:8"],
+    );
+
+    // A symlink to a file is read as that file.
+    std::fs::write(d.join("real.txt"), "x").unwrap();
+    std::os::unix::fs::symlink("real.txt", d.join("link.txt")).unwrap();
+    let path = d.join("p.toml");
+    std::fs::write(&path, "[stages.a]\nkind = \"files\"\npath = \"link.txt\"\n").unwrap();
+    let p = hhi::Pipeline::load(&path, &registry()).unwrap();
+    match &p.stages[0].inputs["path"].source {
+        hhi::pipeline::InputSource::File { rel, abs } => {
+            assert_eq!(rel, "link.txt", "the name as written");
+            assert_eq!(abs, &d.join("real.txt").canonicalize().unwrap());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn non_utf8_pipeline_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        b"[stages.a]\nkind = \"command\"\n# caf\xe9\nrun = \"true\"\n",
+    )
+    .unwrap();
+    let out = match hhi::Pipeline::load(&path, &registry()) {
+        Ok(_) => panic!("should not load"),
+        Err(e) => e.to_string(),
+    };
+    assert_has(
+        &out,
+        &[
+            "not valid UTF-8 (byte 0xe9)",
+            "p.toml:3:6",
+            "re-save the file as UTF-8",
+        ],
+    );
+}

@@ -17,8 +17,9 @@ pub struct Command;
 const TAIL_LINES: usize = 20;
 const TAIL_BYTES: u64 = 64 * 1024;
 
+/// `$HHI_IN_<this>`: the same mapping the loader checks for collisions.
 fn env_name(port: &str) -> String {
-    port.replace('-', "_")
+    crate::pipeline::port_env_suffix(port)
 }
 
 impl StageKind for Command {

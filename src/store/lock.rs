@@ -46,7 +46,10 @@ impl StoreLock {
                         root.display()
                     );
                 }
-                eprintln!(
+                // Not eprintln!: a closed stderr (`hhi run … 2>&- `) must not panic here.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "waiting for the store {}: it is in use by {who}",
                     root.display()
                 );

@@ -54,6 +54,6 @@ pub fn run_refs(store: &Store) -> Vec<(PathBuf, RunRef)> {
                 .collect()
         })
         .unwrap_or_default();
-    refs.sort_by(|a, b| b.0.cmp(&a.0));
+    refs.sort_by_key(|r| std::cmp::Reverse(r.0));
     refs.into_iter().map(|(_, p, r)| (p, r)).collect()
 }

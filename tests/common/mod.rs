@@ -36,7 +36,7 @@ impl Project {
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hhi"));
+        let mut c = Command::new(hhi_bin());
         c.current_dir(self.dir.path())
             .args(args)
             .env_remove("HHI_STORE")
@@ -69,6 +69,15 @@ impl Project {
     pub fn plan_json(&self, pipeline: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["plan", pipeline, "--json"])).unwrap()
     }
+}
+
+/// The `hhi` binary under test. `HHI_TEST_BIN` overrides the path cargo compiled in, so
+/// that `.ci/run` can run these tests as an unprivileged user from a copy of the binaries
+/// (the build folder may sit where that user cannot reach).
+pub fn hhi_bin() -> PathBuf {
+    std::env::var_os("HHI_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hhi")))
 }
 
 pub fn text(b: &[u8]) -> String {
