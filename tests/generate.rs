@@ -3,7 +3,8 @@
 mod support;
 use hhi::models::Cpu;
 use hhi::models::generate::{
-    BeamOptions, SampleOptions, beam_search, ngram_counts, paper_beam, sample,
+    BeamOptions, Decoder, SampleOptions, Seq2Seq, beam_search, beam_search_batch, ngram_counts,
+    paper_beam, sample, sample_streams,
 };
 use hhi::models::gpt_neo::GptNeo;
 use hhi::models::gpt2::Gpt2;
@@ -20,7 +21,8 @@ fn check_causal<M: hhi::models::generate::Decoder<Cpu>>(m: &M, name: &str) {
             ..Default::default()
         },
         &dev(),
-    );
+    )
+    .unwrap();
     assert_eq!(greedy, id_rows(&e["greedy"]), "greedy ids differ");
 
     let b = &e["beam"];
@@ -33,7 +35,7 @@ fn check_causal<M: hhi::models::generate::Decoder<Cpu>>(m: &M, name: &str) {
         early_stopping: true,
         eos: Some(0),
     };
-    let hyps = beam_search(m, &prompt[0], &opts, &dev());
+    let hyps = beam_search(m, &prompt[0], &opts, &dev()).unwrap();
     let want = id_rows(&b["sequences"]);
     let got: Vec<Vec<u32>> = hyps.iter().map(|h| h.tokens.clone()).collect();
     assert_eq!(got, want, "beam ids differ");
@@ -68,8 +70,12 @@ fn sampling_is_seeded_and_respects_its_options() {
         seed: 42,
         ..Default::default()
     };
-    let a = sample(&m, &prompt, &o, &dev());
-    assert_eq!(a, sample(&m, &prompt, &o, &dev()), "same seed, same tokens");
+    let a = sample(&m, &prompt, &o, &dev()).unwrap();
+    assert_eq!(
+        a,
+        sample(&m, &prompt, &o, &dev()).unwrap(),
+        "same seed, same tokens"
+    );
     assert_ne!(
         a,
         sample(
@@ -80,7 +86,8 @@ fn sampling_is_seeded_and_respects_its_options() {
                 ..o.clone()
             },
             &dev()
-        ),
+        )
+        .unwrap(),
         "another seed differs"
     );
     for row in &a {
@@ -100,7 +107,8 @@ fn sampling_is_seeded_and_respects_its_options() {
             ..o.clone()
         },
         &dev(),
-    );
+    )
+    .unwrap();
     let cut = 3 + a[0][3..].iter().position(|&t| t == stop).unwrap();
     assert_eq!(s[0], a[0][..=cut], "row 0 ends at its first stop token");
     let s = sample(
@@ -112,7 +120,8 @@ fn sampling_is_seeded_and_respects_its_options() {
             ..o.clone()
         },
         &dev(),
-    );
+    )
+    .unwrap();
     assert!(!s[0][3..8].contains(&stop), "{:?}", s[0]);
     // Tiny top-p keeps only the most likely token: sampling becomes greedy.
     let greedy = sample(
@@ -123,7 +132,8 @@ fn sampling_is_seeded_and_respects_its_options() {
             ..Default::default()
         },
         &dev(),
-    );
+    )
+    .unwrap();
     let nucleus = sample(
         &m,
         &prompt,
@@ -135,14 +145,15 @@ fn sampling_is_seeded_and_respects_its_options() {
             ..Default::default()
         },
         &dev(),
-    );
+    )
+    .unwrap();
     assert_eq!(greedy, nucleus);
 }
 
 #[test]
 fn paper_beam_returns_sorted_unnormalised_scores() {
     let m = Gpt2::<Cpu>::load(&dir("gpt2"), &dev()).unwrap().0;
-    let hyps = paper_beam(&m, &[5, 6, 7], 8, 6, 0, 4, &dev());
+    let hyps = paper_beam(&m, &[5, 6, 7], 8, 6, 0, 4, &dev()).unwrap();
     assert_eq!(hyps.len(), 4);
     assert!(hyps.windows(2).all(|w| w[0].score >= w[1].score));
     // The score of the best beam is the sum of its tokens' log-probs under a full pass.
@@ -174,7 +185,6 @@ fn paper_beam_returns_sorted_unnormalised_scores() {
 }
 
 fn check_t5(name: &str) {
-    use hhi::models::generate::Seq2Seq;
     use hhi::models::t5::T5;
     let e = expected(name);
     let (m, cfg) = T5::<Cpu>::load(&dir(name), &dev()).unwrap();
@@ -186,10 +196,7 @@ fn check_t5(name: &str) {
         ),
         &dev(),
     );
-    let s2s = Seq2Seq {
-        model: &m,
-        enc: m.encode(ids),
-    };
+    let s2s = Seq2Seq::new(&m, m.encode(ids));
     let start = vec![vec![cfg.decoder_start()]];
     let eos = cfg.eos_token_id;
     let greedy = sample(
@@ -201,7 +208,8 @@ fn check_t5(name: &str) {
             ..Default::default()
         },
         &dev(),
-    );
+    )
+    .unwrap();
     assert_eq!(greedy, id_rows(&e["greedy"]), "greedy ids differ");
     let b = &e["beam"];
     let opts = BeamOptions {
@@ -213,7 +221,7 @@ fn check_t5(name: &str) {
         early_stopping: true,
         eos,
     };
-    let hyps = beam_search(&s2s, &start[0], &opts, &dev());
+    let hyps = beam_search(&s2s, &start[0], &opts, &dev()).unwrap();
     let got: Vec<Vec<u32>> = hyps.iter().map(|h| h.tokens.clone()).collect();
     assert_eq!(got, id_rows(&b["sequences"]), "beam ids differ");
     for (h, s) in hyps.iter().zip(b["scores"].as_array().unwrap()) {
@@ -229,4 +237,240 @@ fn check_t5(name: &str) {
 fn t5_greedy_and_beam_match_transformers() {
     check_t5("t5_v1_0");
     check_t5("t5_v1_1");
+}
+
+/// Prompts of different lengths (left-padded inside): greedy ids and beam hypotheses
+/// (ids and scores) equal transformers' on the padded batch and each prompt's alone.
+fn check_ragged<M: Decoder<Cpu>>(m: &M, name: &str) {
+    let e = &expected("padded")[name];
+    let prompts = id_rows(&e["prompts"]);
+    let greedy_opts = SampleOptions {
+        max_new_tokens: 8,
+        stop_token: Some(0),
+        ..Default::default()
+    };
+    let greedy = sample(m, &prompts, &greedy_opts, &dev()).unwrap();
+    assert_eq!(
+        greedy,
+        id_rows(&e["greedy"]),
+        "{name}: padded greedy ids differ"
+    );
+    for (p, want) in prompts.iter().zip(&greedy) {
+        let alone = sample(m, std::slice::from_ref(p), &greedy_opts, &dev()).unwrap();
+        assert_eq!(&alone[0], want, "{name}: greedy of {p:?} alone differs");
+    }
+
+    let b = &e["beam"];
+    let opts = BeamOptions {
+        num_beams: 4,
+        max_new_tokens: 6,
+        min_length: 0,
+        length_penalty: 1.0,
+        no_repeat_ngram: 3,
+        early_stopping: true,
+        eos: Some(0),
+    };
+    let batch = beam_search_batch(m, &prompts, &opts, &dev()).unwrap();
+    let want = id_rows(&b["sequences"]);
+    let scores = b["scores"].as_array().unwrap();
+    let mut worst = 0f32;
+    for (i, hyps) in batch.iter().enumerate() {
+        let got: Vec<Vec<u32>> = hyps.iter().map(|h| h.tokens.clone()).collect();
+        assert_eq!(
+            got,
+            want[i * 4..i * 4 + 4],
+            "{name}: beams of prompt {i} differ"
+        );
+        for (h, s) in hyps.iter().zip(&scores[i * 4..i * 4 + 4]) {
+            worst = worst.max((h.score - s.as_f64().unwrap() as f32).abs());
+        }
+        let alone = beam_search(m, &prompts[i], &opts, &dev()).unwrap();
+        let alone_ids: Vec<Vec<u32>> = alone.iter().map(|h| h.tokens.clone()).collect();
+        assert_eq!(alone_ids, got, "{name}: beams of prompt {i} alone differ");
+        for (a, h) in alone.iter().zip(hyps) {
+            worst = worst.max((a.score - h.score).abs());
+        }
+    }
+    println!("{name}: padded beam scores max |Δ| = {worst:e}");
+    assert!(worst <= 1e-4, "{name}: beam scores differ by {worst}");
+}
+
+#[test]
+fn gpt2_ragged_prompts_match_transformers_and_each_prompt_alone() {
+    check_ragged(&Gpt2::<Cpu>::load(&dir("gpt2"), &dev()).unwrap().0, "gpt2");
+}
+
+#[test]
+fn gpt_neo_ragged_prompts_match_transformers_and_each_prompt_alone() {
+    check_ragged(
+        &GptNeo::<Cpu>::load(&dir("gpt_neo"), &dev()).unwrap().0,
+        "gpt_neo",
+    );
+}
+
+#[test]
+fn sampled_rows_do_not_depend_on_the_rest_of_the_batch() {
+    let gpt2 = Gpt2::<Cpu>::load(&dir("gpt2"), &dev()).unwrap().0;
+    let neo = GptNeo::<Cpu>::load(&dir("gpt_neo"), &dev()).unwrap().0;
+    let prompts = id_rows(&expected("padded")["gpt2"]["prompts"]);
+    let o = SampleOptions {
+        max_new_tokens: 12,
+        temperature: 1.0,
+        top_p: 0.9,
+        no_repeat_ngram: 3,
+        stop_token: Some(3),
+        seed: 7,
+        ..Default::default()
+    };
+    fn check<M: Decoder<Cpu>>(m: &M, prompts: &[Vec<u32>], o: &SampleOptions) {
+        let streams = [40u64, 41, 42, 43];
+        let batch = sample_streams(m, prompts, &streams, o, &dev()).unwrap();
+        for (i, p) in prompts.iter().enumerate() {
+            let alone =
+                sample_streams(m, std::slice::from_ref(p), &streams[i..=i], o, &dev()).unwrap();
+            assert_eq!(alone[0], batch[i], "row {i}");
+        }
+        // Another batch order: each row keeps its tokens with its stream.
+        let rev: Vec<Vec<u32>> = prompts.iter().rev().cloned().collect();
+        let rev_streams: Vec<u64> = streams.iter().rev().copied().collect();
+        let mut back = sample_streams(m, &rev, &rev_streams, o, &dev()).unwrap();
+        back.reverse();
+        assert_eq!(back, batch);
+        // `sample` uses the row index as the stream.
+        assert_eq!(
+            sample(m, prompts, o, &dev()).unwrap(),
+            sample_streams(m, prompts, &[0, 1, 2, 3], o, &dev()).unwrap()
+        );
+        // Rows really are sampled (not greedy) and differ by stream.
+        let same_prompt = vec![prompts[0].clone(); 4];
+        let rows = sample_streams(m, &same_prompt, &streams, o, &dev()).unwrap();
+        assert!(rows.iter().any(|r| r != &rows[0]), "{rows:?}");
+    }
+    check(&gpt2, &prompts, &o);
+    check(&neo, &prompts, &o);
+}
+
+fn check_t5_padded(name: &str) {
+    use hhi::models::t5::T5;
+    let e = &expected("padded")[name];
+    let (m, cfg) = T5::<Cpu>::load(&dir(name), &dev()).unwrap();
+    let sources = id_rows(&e["sources"]);
+    let s2s = Seq2Seq::from_sources(&m, &sources, &dev()).unwrap();
+    let starts = vec![vec![cfg.decoder_start()]; sources.len()];
+    let greedy_opts = SampleOptions {
+        max_new_tokens: 10,
+        stop_token: cfg.eos_token_id,
+        ..Default::default()
+    };
+    let greedy = sample(&s2s, &starts, &greedy_opts, &dev()).unwrap();
+    assert_eq!(
+        greedy,
+        id_rows(&e["greedy"]),
+        "{name}: padded greedy ids differ"
+    );
+    let opts = BeamOptions {
+        num_beams: 4,
+        max_new_tokens: 10,
+        min_length: 1,
+        length_penalty: 2.0,
+        no_repeat_ngram: 3,
+        early_stopping: true,
+        eos: cfg.eos_token_id,
+    };
+    let batch = beam_search_batch(&s2s, &starts, &opts, &dev()).unwrap();
+    let want = id_rows(&e["beam"]["sequences"]);
+    let scores = e["beam"]["scores"].as_array().unwrap();
+    let mut worst = 0f32;
+    for (i, src) in sources.iter().enumerate() {
+        let got: Vec<Vec<u32>> = batch[i].iter().map(|h| h.tokens.clone()).collect();
+        assert_eq!(
+            got,
+            want[i * 4..i * 4 + 4],
+            "{name}: beams of source {i} differ"
+        );
+        for (h, s) in batch[i].iter().zip(&scores[i * 4..i * 4 + 4]) {
+            worst = worst.max((h.score - s.as_f64().unwrap() as f32).abs());
+        }
+        // Each source alone, unpadded and unmasked.
+        let ids = burn::tensor::Tensor::<Cpu, 2, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(
+                src.iter().map(|&x| x as i64).collect::<Vec<_>>(),
+                [1, src.len()],
+            ),
+            &dev(),
+        );
+        let one = Seq2Seq::new(&m, m.encode(ids));
+        let g = sample(&one, &starts[..1], &greedy_opts, &dev()).unwrap();
+        assert_eq!(
+            g[0], greedy[i],
+            "{name}: greedy of source {i} alone differs"
+        );
+        let alone = beam_search(&one, &starts[0], &opts, &dev()).unwrap();
+        let alone_ids: Vec<Vec<u32>> = alone.iter().map(|h| h.tokens.clone()).collect();
+        assert_eq!(alone_ids, got, "{name}: beams of source {i} alone differ");
+        for (a, b) in alone.iter().zip(&batch[i]) {
+            worst = worst.max((a.score - b.score).abs());
+        }
+    }
+    println!("{name}: padded beam scores max |Δ| = {worst:e}");
+    assert!(worst <= 1e-4, "{name}: beam scores differ by {worst}");
+    // One encoded source serves every prompt row; two sources serve two rows each.
+    let two = Seq2Seq::from_sources(&m, &sources[..2], &dev()).unwrap();
+    let g = sample(&two, &vec![starts[0].clone(); 4], &greedy_opts, &dev()).unwrap();
+    assert_eq!(
+        g,
+        [&greedy[0], &greedy[0], &greedy[1], &greedy[1]].map(Clone::clone)
+    );
+}
+
+#[test]
+fn t5_padded_sources_match_transformers_and_each_source_alone() {
+    check_t5_padded("t5_v1_0");
+    check_t5_padded("t5_v1_1");
+}
+
+#[test]
+fn bad_generation_input_is_an_error_not_a_panic() {
+    let m = Gpt2::<Cpu>::load(&dir("gpt2"), &dev()).unwrap().0;
+    let o = SampleOptions::default();
+    let b = BeamOptions {
+        num_beams: 2,
+        max_new_tokens: 3,
+        min_length: 0,
+        length_penalty: 1.0,
+        no_repeat_ngram: 0,
+        early_stopping: true,
+        eos: None,
+    };
+    let err = |r: anyhow::Result<Vec<Vec<u32>>>| format!("{:#}", r.unwrap_err());
+    assert!(err(sample(&m, &[], &o, &dev())).contains("no prompts"));
+    assert!(err(sample(&m, &[vec![1], vec![]], &o, &dev())).contains("prompt 1 is empty"));
+    assert!(err(sample(&m, &[vec![1, 400]], &o, &dev())).contains("token id 400"));
+    let long = SampleOptions {
+        max_new_tokens: 60,
+        ..Default::default()
+    };
+    assert!(err(sample(&m, &[vec![1; 5]], &long, &dev())).contains("64 positions"));
+    assert!(err(sample_streams(&m, &[vec![1]], &[0, 1], &o, &dev())).contains("streams"));
+    assert!(beam_search(&m, &[], &b, &dev()).is_err());
+    let zero = BeamOptions {
+        num_beams: 0,
+        ..b.clone()
+    };
+    assert!(beam_search(&m, &[1], &zero, &dev()).is_err());
+    assert!(beam_search_batch(&m, &[], &b, &dev()).is_err());
+    assert!(paper_beam(&m, &[1], 0, 3, 0, 1, &dev()).is_err());
+    assert!(paper_beam(&m, &[1], 401, 3, 0, 1, &dev()).is_err());
+    // T5: ragged decoder prompts, prompts that do not divide among the sources, bad sources.
+    let t5 = hhi::models::t5::T5::<Cpu>::load(&dir("t5_v1_0"), &dev())
+        .unwrap()
+        .0;
+    let s2s = Seq2Seq::from_sources(&t5, &[vec![5, 6, 1], vec![7, 1]], &dev()).unwrap();
+    assert!(err(sample(&s2s, &[vec![0], vec![0, 5]], &o, &dev())).contains("equal lengths"));
+    assert!(
+        err(sample(&s2s, &[vec![0], vec![0], vec![0]], &o, &dev())).contains("3 decoder prompts")
+    );
+    assert!(Seq2Seq::from_sources(&t5, &[], &dev()).is_err());
+    assert!(Seq2Seq::from_sources(&t5, &[vec![1], vec![]], &dev()).is_err());
+    assert!(Seq2Seq::from_sources(&t5, &[vec![512]], &dev()).is_err());
 }

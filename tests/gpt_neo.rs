@@ -53,3 +53,34 @@ fn saves_in_hf_layout() {
         0.0
     );
 }
+
+#[test]
+fn left_padded_cached_steps_cross_the_window_like_a_full_masked_pass() {
+    let e = &expected("padded")["gpt_neo"];
+    let m = GptNeo::<Cpu>::load(&dir("gpt_neo"), &dev()).unwrap().0;
+    let ids = ints::<2>(&e["input_ids"]);
+    let am = ints::<2>(&e["attention_mask"]);
+    let full = m.forward_masked(ids.clone(), Some(am.clone()), None, None);
+    let mut cache = m.new_cache();
+    let mut parts = vec![m.forward_masked(
+        ids.clone().narrow(1, 0, 3),
+        Some(am.clone().narrow(1, 0, 3)),
+        None,
+        Some(&mut cache),
+    )];
+    for t in 3..9 {
+        parts.push(m.forward_masked(
+            ids.clone().narrow(1, t, 1),
+            Some(am.clone().narrow(1, 0, t + 1)),
+            None,
+            Some(&mut cache),
+        ));
+    }
+    // Compare the real positions of the longest row (no padding) and of the last row of
+    // every other prompt: the last position, which generation reads.
+    let (a, b) = (Tensor::cat(parts, 1), full);
+    let d = max_abs_diff(a.clone().narrow(1, 8, 1), b.clone().narrow(1, 8, 1));
+    assert!(d <= 1e-5, "max |Δ| = {d}");
+    let d = max_abs_diff(a.narrow(0, 0, 1), b.narrow(0, 0, 1));
+    assert!(d <= 1e-5, "max |Δ| = {d}");
+}

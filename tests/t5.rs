@@ -256,3 +256,129 @@ fn gated_checkpoint_with_a_plain_config_names_the_gated_tensors() {
         "{err}"
     );
 }
+
+/// Max |Δ| of `[b, s, d]` values over the rows' unpadded positions.
+fn masked_diff(a: Tensor<Cpu, 3>, b: Tensor<Cpu, 3>, mask: &[Vec<u32>]) -> f32 {
+    let [_, s, d] = a.dims();
+    let (a, b): (Vec<f32>, Vec<f32>) = (
+        a.into_data().to_vec().unwrap(),
+        b.into_data().to_vec().unwrap(),
+    );
+    let mut worst = 0f32;
+    for (i, row) in mask.iter().enumerate() {
+        for (j, &keep) in row.iter().enumerate() {
+            if keep == 1 {
+                let o = (i * s + j) * d;
+                for k in o..o + d {
+                    worst = worst.max((a[k] - b[k]).abs());
+                }
+            }
+        }
+    }
+    worst
+}
+
+#[test]
+fn padded_batch_logits_match_transformers() {
+    for name in FIXTURES {
+        let e = &expected("padded")[name];
+        let m = load(name);
+        let (ids, mask) = (ints::<2>(&e["input_ids"]), ints::<2>(&e["attention_mask"]));
+        let dec = ints::<2>(&e["decoder_input_ids"]);
+        // Every row of the logits (decoder positions are all real).
+        let logits = m.forward_masked(ids.clone(), mask.clone(), dec.clone());
+        let d = max_abs_diff(logits.clone(), floats(&e["logits"]));
+        println!("{name}: padded logits max |Δ| = {d:e}");
+        assert!(d <= TOL, "{name}: max |Δ| = {d}");
+        let enc = m.encode_masked(ids.clone(), mask.clone());
+        let d = masked_diff(
+            enc,
+            floats(&e["encoder_last_hidden_state"]),
+            &id_rows(&e["attention_mask"]),
+        );
+        println!("{name}: padded encoder max |Δ| = {d:e}");
+        assert!(d <= TOL, "{name}: encoder max |Δ| = {d}");
+        // Each row alone (unpadded, unmasked) gives its row of the padded batch.
+        for (i, src) in id_rows(&e["sources"]).iter().enumerate() {
+            let one = Tensor::<Cpu, 2, Int>::from_data(
+                TensorData::new(
+                    src.iter().map(|&x| x as i64).collect::<Vec<_>>(),
+                    [1, src.len()],
+                ),
+                &dev(),
+            );
+            let alone = m.forward(one, dec.clone().narrow(0, i, 1));
+            let d = max_abs_diff(alone, logits.clone().narrow(0, i, 1));
+            assert!(d <= TOL, "{name}: row {i} alone: max |Δ| = {d}");
+        }
+        // Without the mask the padded rows are wrong (the test would catch a lost mask).
+        let unmasked = m.forward(ids, dec);
+        assert!(max_abs_diff(unmasked, floats(&e["logits"])) > 1e-2);
+    }
+}
+
+#[test]
+fn padded_cached_decoding_matches_a_full_masked_decode() {
+    let e = &expected("padded")["t5_v1_1"];
+    let m = load("t5_v1_1");
+    let mask = ints::<2>(&e["attention_mask"]);
+    let enc = m.encode_masked(ints(&e["input_ids"]), mask.clone());
+    let dec = ints::<2>(&e["decoder_input_ids"]);
+    let full = m.decode_masked(dec.clone(), &enc, Some(&mask), None);
+    let mut cache = m.new_cache();
+    let mut parts = vec![m.decode_masked(
+        dec.clone().narrow(1, 0, 2),
+        &enc,
+        Some(&mask),
+        Some(&mut cache),
+    )];
+    for t in 2..6 {
+        parts.push(m.decode_masked(
+            dec.clone().narrow(1, t, 1),
+            &enc,
+            Some(&mask),
+            Some(&mut cache),
+        ));
+    }
+    let d = max_abs_diff(Tensor::cat(parts, 1), full);
+    assert!(d <= 1e-5, "max |Δ| = {d}");
+}
+
+#[test]
+fn padded_loss_matches_transformers() {
+    for name in FIXTURES {
+        let e = &expected("padded")[name];
+        let (m, cfg) = T5::<Cpu>::load(&dir(name), &dev()).unwrap();
+        let loss: f32 = m
+            .loss(
+                ints(&e["input_ids"]),
+                ints(&e["attention_mask"]),
+                ints(&e["labels"]),
+                cfg.decoder_start(),
+                cfg.pad_token_id.unwrap_or(0),
+            )
+            .into_scalar();
+        let want = e["loss"].as_f64().unwrap() as f32;
+        println!("{name}: padded loss {loss} vs {want}");
+        assert!(
+            (loss - want).abs() <= 1e-4 * want.abs(),
+            "{name}: {loss} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn random_init_from_a_config() {
+    use hhi::models::t5::T5Config;
+    use hhi::models::weights::Weights;
+    let cfg: T5Config = serde_json::from_value(serde_json::json!({
+        "vocab_size": 64, "d_model": 16, "d_kv": 4, "d_ff": 32, "num_layers": 2, "num_heads": 4,
+        "feed_forward_proj": "gated-gelu", "decoder_start_token_id": 0
+    }))
+    .unwrap();
+    let m = T5::<Cpu>::from_weights(&cfg, Weights::random(3, 0.05), &dev()).unwrap();
+    let ids =
+        Tensor::<Cpu, 2, Int>::from_data(TensorData::new(vec![5i64, 6, 7, 1], [1, 4]), &dev());
+    let dec = Tensor::<Cpu, 2, Int>::from_data(TensorData::new(vec![0i64, 9], [1, 2]), &dev());
+    assert_eq!(m.forward(ids, dec).dims(), [1, 2, 64]);
+}

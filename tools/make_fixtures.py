@@ -5,6 +5,7 @@ Run on a developer's machine (CPU torch is enough); CI only reads the committed 
 
     pip install torch transformers sentencepiece protobuf tokenizers
     python3 tools/make_fixtures.py            # writes tests/fixtures/
+    python3 tools/make_fixtures.py padded     # only tests/fixtures/padded/ (reads the others)
 
 For each architecture it writes tests/fixtures/<name>/ holding a Hugging Face checkpoint
 folder (config.json, model.safetensors, tokenizer.json where relevant) and expected.json:
@@ -360,6 +361,86 @@ def bart():
               "probs": tolist(logits.softmax(-1)), "labels": ["contradiction", "neutral", "entailment"]})
 
 
+def strip_generated(seq, pad, prompt_len, eos):
+    """One row of a batched `generate` output: without its `pad` left-padding positions, and
+    cut after the first `eos` among the new tokens (transformers pads finished rows)."""
+    seq = seq[pad:]
+    for i in range(prompt_len, len(seq)):
+        if seq[i] == eos:
+            return seq[:i + 1]
+    return seq
+
+
+def padded():
+    """Batches whose rows have different lengths, computed with the committed checkpoints
+    (loaded, not re-created, so the other fixtures keep their bytes): decoder-only prompts
+    left-padded with attention_mask and position_ids as `generate` builds them, T5 sources
+    right-padded with attention_mask, and targets padded with -100 for the loss."""
+    out = {}
+    g = torch.Generator().manual_seed(50)
+    for name, cls in [("gpt2", GPT2LMHeadModel), ("gpt_neo", GPTNeoForCausalLM)]:
+        m = cls.from_pretrained(OUT / name).eval()
+        lens = [9, 4, 6, 1]
+        prompts = [torch.randint(1, 400, (n,), generator=g).tolist() for n in lens]
+        width = max(lens)
+        pads = [width - n for n in lens]
+        ids = torch.tensor([[0] * p + r for p, r in zip(pads, prompts)])
+        mask = (torch.arange(width)[None, :] >= torch.tensor(pads)[:, None]).long()
+        pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        with torch.no_grad():
+            logits = m(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+        greedy = m.generate(ids, attention_mask=mask, max_new_tokens=8, do_sample=False, pad_token_id=0)
+        beams = m.generate(ids, attention_mask=mask, max_new_tokens=6, num_beams=4, num_return_sequences=4,
+                           length_penalty=1.0, no_repeat_ngram_size=3, early_stopping=True, do_sample=False,
+                           pad_token_id=0, output_scores=True, return_dict_in_generate=True)
+        # eos is 0 in these configs and generation stops there.
+        out[name] = {
+            "prompts": prompts, "input_ids": tolist(ids), "attention_mask": tolist(mask),
+            "position_ids": tolist(pos), "logits": tolist(logits),
+            "greedy": [strip_generated(r, p, n, 0) for r, p, n in zip(tolist(greedy), pads, lens)],
+            "beam": {"num_beams": 4, "length_penalty": 1.0, "no_repeat_ngram_size": 3, "max_new_tokens": 6,
+                     "eos": 0,
+                     "sequences": [strip_generated(r, pads[i // 4], lens[i // 4], 0)
+                                   for i, r in enumerate(tolist(beams.sequences))],
+                     "scores": tolist(beams.sequences_scores)},
+        }
+    for name in ["t5_v1_0", "t5_v1_1"]:
+        m = T5ForConditionalGeneration.from_pretrained(OUT / name).eval()
+        lens = [11, 5, 8, 2]
+        srcs = [torch.randint(2, 512, (n,), generator=g).tolist() for n in lens]
+        width = max(lens)
+        ids = torch.tensor([r + [0] * (width - len(r)) for r in srcs])
+        mask = (ids != 0).long()
+        for r, n in zip(mask.tolist(), lens):
+            assert sum(r) == n
+        dec = torch.randint(2, 512, (4, 6), generator=g)
+        tl = [5, 3, 6, 1]
+        labels = torch.full((4, 6), -100)
+        for i, n in enumerate(tl):
+            labels[i, :n] = torch.randint(2, 512, (n,), generator=g)
+        with torch.no_grad():
+            o = m(input_ids=ids, attention_mask=mask, decoder_input_ids=dec)
+            loss = m(input_ids=ids, attention_mask=mask, labels=labels).loss
+        greedy = m.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=False)
+        beams = m.generate(ids, attention_mask=mask, max_new_tokens=10, min_length=1, num_beams=4,
+                           num_return_sequences=4, length_penalty=2.0, no_repeat_ngram_size=3, early_stopping=True,
+                           output_scores=True, return_dict_in_generate=True)
+        out[name] = {
+            "input_ids": tolist(ids), "attention_mask": tolist(mask), "sources": srcs,
+            "decoder_input_ids": tolist(dec), "logits": tolist(o.logits),
+            "encoder_last_hidden_state": tolist(o.encoder_last_hidden_state),
+            "labels": tolist(labels), "loss": loss.item(),
+            "greedy": [strip_generated(r, 0, 1, 1) for r in tolist(greedy)],
+            "beam": {"num_beams": 4, "length_penalty": 2.0, "no_repeat_ngram_size": 3, "max_new_tokens": 10,
+                     "min_length": 1, "eos": 1,
+                     "sequences": [strip_generated(r, 0, 1, 1) for r in tolist(beams.sequences)],
+                     "scores": tolist(beams.sequences_scores)},
+        }
+    d = OUT / "padded"
+    d.mkdir(parents=True, exist_ok=True)
+    write(d, out)
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
@@ -374,10 +455,15 @@ def main():
     clip()
     images()
     bart()
+    padded()
     tok_path.unlink()
     (OUT / "VERSIONS").write_text(f"torch {torch.__version__}\ntransformers {transformers.__version__}\n")
     print("fixtures written to", OUT)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["padded"]:  # only the padded-batch fixture, from the committed checkpoints
+        torch.set_num_threads(1)
+        padded()
+    else:
+        main()

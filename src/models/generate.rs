@@ -4,8 +4,17 @@
 //!
 //! Models plug in through [`Decoder`]: a prefill over the prompt rows, then one token per
 //! row per step with a cache, and a way to reorder the cache when beams are reshuffled.
+//!
+//! Batches are ragged: prompts of different lengths are left-padded with an attention
+//! mask and position ids as transformers' `generate` builds them (T5 sources are
+//! right-padded and masked by [`Seq2Seq::from_sources`]), so a row of a batch gives the
+//! same tokens as its prompt alone. Sampling draws each row from its own RNG stream
+//! ([`row_rng`]), so a row's tokens never depend on the other rows. Rows and prompts
+//! that have finished leave the batch. Caller errors (no prompt, an empty prompt, an
+//! id outside the vocabulary, too many positions) are returned, never panics.
 
 use super::KvCache;
+use anyhow::bail;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use rand::{Rng, SeedableRng};
@@ -14,12 +23,22 @@ use std::collections::HashMap;
 
 pub trait Decoder<B: Backend> {
     type Cache;
-    /// Runs the prompt (`[rows, t]`) and returns the last position's logits `[rows, vocab]`.
-    fn prefill(&self, prompt: Tensor<B, 2, Int>) -> (Tensor<B, 2>, Self::Cache);
+    /// Runs the prompt rows `prompt` `[rows, t]`, left-padded: row `i` begins with
+    /// `pads[i]` padding positions that no token attends to and that do not count as
+    /// positions. Returns the last position's logits `[rows, vocab]`.
+    fn prefill(
+        &self,
+        prompt: Tensor<B, 2, Int>,
+        pads: &[usize],
+    ) -> anyhow::Result<(Tensor<B, 2>, Self::Cache)>;
     /// Feeds one new token per row (`[rows, 1]`); returns logits `[rows, vocab]`.
     fn step(&self, tokens: Tensor<B, 2, Int>, cache: &mut Self::Cache) -> Tensor<B, 2>;
-    /// Keeps cache rows `rows`, in that order.
+    /// Keeps cache rows `rows`, in that order (possibly fewer or repeated rows).
     fn reorder(&self, cache: &mut Self::Cache, rows: Tensor<B, 1, Int>);
+    /// Token ids must be below this.
+    fn vocab_size(&self) -> usize;
+    /// The number of learned positions (a prompt plus its new tokens must fit), if any.
+    fn max_positions(&self) -> Option<usize>;
 }
 
 fn last<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
@@ -27,20 +46,62 @@ fn last<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
     logits.narrow(1, t - 1, 1).reshape([b, v])
 }
 
+/// The cache of a decoder-only model: its keys/values and, when some prompt row was
+/// padded, transformers' `attention_mask` over the cached positions `[rows, cached]`.
+#[derive(Clone, Debug)]
+pub struct CausalCache<B: Backend> {
+    pub kv: KvCache<B>,
+    pub mask: Option<Tensor<B, 2, Int>>,
+}
+
+/// HF `attention_mask` `[rows, width]` for rows left-padded by `pads`.
+fn left_mask<B: Backend>(pads: &[usize], width: usize, dev: &B::Device) -> Tensor<B, 2, Int> {
+    let flat: Vec<i64> = pads
+        .iter()
+        .flat_map(|&p| (0..width).map(move |j| (j >= p) as i64))
+        .collect();
+    Tensor::from_data(TensorData::new(flat, [pads.len(), width]), dev)
+}
+
 macro_rules! causal_decoder {
     ($ty:ty) => {
         impl<B: Backend> Decoder<B> for $ty {
-            type Cache = KvCache<B>;
-            fn prefill(&self, prompt: Tensor<B, 2, Int>) -> (Tensor<B, 2>, KvCache<B>) {
-                let mut cache = self.new_cache();
-                let logits = self.forward(prompt, Some(&mut cache));
-                (last(logits), cache)
+            type Cache = CausalCache<B>;
+            fn prefill(
+                &self,
+                prompt: Tensor<B, 2, Int>,
+                pads: &[usize],
+            ) -> anyhow::Result<(Tensor<B, 2>, CausalCache<B>)> {
+                let mut kv = self.new_cache();
+                let [_, t] = prompt.dims();
+                // Unpadded batches take the plain path (bit-identical to an unmasked pass).
+                let mask = pads
+                    .iter()
+                    .any(|&p| p > 0)
+                    .then(|| left_mask::<B>(pads, t, &prompt.device()));
+                let logits = self.forward_masked(prompt, mask.clone(), None, Some(&mut kv));
+                Ok((last(logits), CausalCache { kv, mask }))
             }
-            fn step(&self, tokens: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Tensor<B, 2> {
-                last(self.forward(tokens, Some(cache)))
+            fn step(&self, tokens: Tensor<B, 2, Int>, cache: &mut CausalCache<B>) -> Tensor<B, 2> {
+                if let Some(m) = cache.mask.take() {
+                    let ones = Tensor::<B, 2, Int>::ones([m.dims()[0], 1], &m.device());
+                    cache.mask = Some(Tensor::cat(vec![m, ones], 1));
+                }
+                let logits =
+                    self.forward_masked(tokens, cache.mask.clone(), None, Some(&mut cache.kv));
+                last(logits)
             }
-            fn reorder(&self, cache: &mut KvCache<B>, rows: Tensor<B, 1, Int>) {
-                cache.select(rows);
+            fn reorder(&self, cache: &mut CausalCache<B>, rows: Tensor<B, 1, Int>) {
+                cache.kv.select(rows.clone());
+                if let Some(m) = cache.mask.take() {
+                    cache.mask = Some(m.select(0, rows));
+                }
+            }
+            fn vocab_size(&self) -> usize {
+                self.wte.weight.val().dims()[0]
+            }
+            fn max_positions(&self) -> Option<usize> {
+                Some(self.wpe.weight.val().dims()[0])
             }
         }
     };
@@ -48,43 +109,233 @@ macro_rules! causal_decoder {
 causal_decoder!(super::gpt2::Gpt2<B>);
 causal_decoder!(super::gpt_neo::GptNeo<B>);
 
-/// A sequence-to-sequence model bound to the encoder output of one input (or one per
-/// prompt row): generation runs its decoder.
+/// A sequence-to-sequence model bound to encoder states: generation runs its decoder.
+/// `enc` holds one source, or one per prompt row (or one per group of `rows / sources`
+/// consecutive rows), with `enc_mask` (transformers' `attention_mask`, 1 = token,
+/// 0 = padding) when the sources were padded to a common length.
 pub struct Seq2Seq<'a, B: Backend> {
     pub model: &'a super::t5::T5<B>,
     pub enc: Tensor<B, 3>,
+    pub enc_mask: Option<Tensor<B, 2, Int>>,
+}
+
+impl<'a, B: Backend> Seq2Seq<'a, B> {
+    /// Encoder states of sources of equal length (no padding).
+    pub fn new(model: &'a super::t5::T5<B>, enc: Tensor<B, 3>) -> Self {
+        Seq2Seq {
+            model,
+            enc,
+            enc_mask: None,
+        }
+    }
+
+    /// Encoder states of padded sources and their mask.
+    pub fn masked(model: &'a super::t5::T5<B>, enc: Tensor<B, 3>, mask: Tensor<B, 2, Int>) -> Self {
+        Seq2Seq {
+            model,
+            enc,
+            enc_mask: Some(mask),
+        }
+    }
+
+    /// Encodes token-id sources of any lengths (right-padded, masked): prompt row `i` of a
+    /// later generation call reads source `i`.
+    pub fn from_sources(
+        model: &'a super::t5::T5<B>,
+        sources: &[Vec<u32>],
+        dev: &B::Device,
+    ) -> anyhow::Result<Self> {
+        let vocab = model.shared.weight.val().dims()[0];
+        check_ids(sources, vocab, "source")?;
+        if let Some(i) = sources.iter().position(|s| s.is_empty()) {
+            bail!("source {i} is empty");
+        }
+        let (ids, mask) = pad_right::<B>(sources, 0, dev)?;
+        let enc = model.encode_masked(ids, mask.clone());
+        Ok(Seq2Seq::masked(model, enc, mask))
+    }
+}
+
+/// The decoder cache of [`Seq2Seq`] and the encoder states (and mask) of its rows.
+#[derive(Clone, Debug)]
+pub struct Seq2SeqCache<B: Backend> {
+    pub t5: super::t5::T5Cache<B>,
+    pub enc: Tensor<B, 3>,
+    pub enc_mask: Option<Tensor<B, 2, Int>>,
 }
 
 impl<B: Backend> Decoder<B> for Seq2Seq<'_, B> {
-    type Cache = (super::t5::T5Cache<B>, Tensor<B, 3>);
-    fn prefill(&self, prompt: Tensor<B, 2, Int>) -> (Tensor<B, 2>, Self::Cache) {
+    type Cache = Seq2SeqCache<B>;
+    fn prefill(
+        &self,
+        prompt: Tensor<B, 2, Int>,
+        pads: &[usize],
+    ) -> anyhow::Result<(Tensor<B, 2>, Self::Cache)> {
+        if pads.iter().any(|&p| p > 0) {
+            bail!("decoder prompts of a sequence-to-sequence model must have equal lengths");
+        }
         let rows = prompt.dims()[0];
-        let enc = if self.enc.dims()[0] == rows {
-            self.enc.clone()
+        let eb = self.enc.dims()[0];
+        if let Some(m) = &self.enc_mask
+            && m.dims() != [eb, self.enc.dims()[1]]
+        {
+            bail!(
+                "the encoder mask is {:?}, the encoder states {:?}",
+                m.dims(),
+                self.enc.dims()
+            );
+        }
+        let (enc, enc_mask) = if eb == rows {
+            (self.enc.clone(), self.enc_mask.clone())
+        } else if eb > 0 && rows.is_multiple_of(eb) {
+            let per = rows / eb;
+            let idx: Vec<i64> = (0..rows).map(|r| (r / per) as i64).collect();
+            let idx =
+                Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [rows]), &prompt.device());
+            (
+                self.enc.clone().select(0, idx.clone()),
+                self.enc_mask.clone().map(|m| m.select(0, idx)),
+            )
         } else {
-            self.enc.clone().repeat_dim(0, rows)
+            bail!("{rows} decoder prompts for {eb} encoded sources");
         };
-        let mut cache = self.model.new_cache();
-        let logits = self.model.decode(prompt, &enc, Some(&mut cache));
-        (last(logits), (cache, enc))
+        let mut t5 = self.model.new_cache();
+        let logits = self
+            .model
+            .decode_masked(prompt, &enc, enc_mask.as_ref(), Some(&mut t5));
+        Ok((last(logits), Seq2SeqCache { t5, enc, enc_mask }))
     }
     fn step(&self, tokens: Tensor<B, 2, Int>, cache: &mut Self::Cache) -> Tensor<B, 2> {
-        last(self.model.decode(tokens, &cache.1, Some(&mut cache.0)))
+        last(self.model.decode_masked(
+            tokens,
+            &cache.enc,
+            cache.enc_mask.as_ref(),
+            Some(&mut cache.t5),
+        ))
     }
     fn reorder(&self, cache: &mut Self::Cache, rows: Tensor<B, 1, Int>) {
-        cache.0.select(rows.clone());
-        cache.1 = cache.1.clone().select(0, rows);
+        cache.t5.select(rows.clone());
+        cache.enc = cache.enc.clone().select(0, rows.clone());
+        if let Some(m) = cache.enc_mask.take() {
+            cache.enc_mask = Some(m.select(0, rows));
+        }
+    }
+    fn vocab_size(&self) -> usize {
+        self.model.shared.weight.val().dims()[0]
+    }
+    fn max_positions(&self) -> Option<usize> {
+        None
     }
 }
 
-fn ids_tensor<B: Backend>(rows: &[Vec<u32>], dev: &B::Device) -> Tensor<B, 2, Int> {
-    let t = rows[0].len();
-    assert!(
-        rows.iter().all(|r| r.len() == t),
-        "prompt rows must have equal length"
-    );
-    let flat: Vec<i64> = rows.iter().flatten().map(|&x| x as i64).collect();
-    Tensor::from_data(TensorData::new(flat, [rows.len(), t]), dev)
+fn pad_rows<B: Backend>(
+    rows: &[Vec<u32>],
+    pad: u32,
+    left: bool,
+    dev: &B::Device,
+) -> anyhow::Result<(Tensor<B, 2, Int>, Tensor<B, 2, Int>)> {
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+    if width == 0 {
+        bail!("cannot pad an empty batch (no rows, or every row empty)");
+    }
+    let (mut ids, mut mask) = (Vec::new(), Vec::new());
+    for r in rows {
+        let n = width - r.len();
+        let toks = r.iter().map(|&x| x as i64);
+        if left {
+            ids.extend(std::iter::repeat_n(pad as i64, n).chain(toks));
+            mask.extend(std::iter::repeat_n(0i64, n).chain(std::iter::repeat_n(1, r.len())));
+        } else {
+            ids.extend(toks.chain(std::iter::repeat_n(pad as i64, n)));
+            mask.extend(std::iter::repeat_n(1i64, r.len()).chain(std::iter::repeat_n(0, n)));
+        }
+    }
+    let shape = [rows.len(), width];
+    Ok((
+        Tensor::from_data(TensorData::new(ids, shape), dev),
+        Tensor::from_data(TensorData::new(mask, shape), dev),
+    ))
+}
+
+/// Rows of different lengths as `(ids, attention_mask)` `[rows, longest]`, padded on the
+/// left with `pad` (decoder-only prompts); mask 1 = token, 0 = padding.
+pub fn pad_left<B: Backend>(
+    rows: &[Vec<u32>],
+    pad: u32,
+    dev: &B::Device,
+) -> anyhow::Result<(Tensor<B, 2, Int>, Tensor<B, 2, Int>)> {
+    pad_rows(rows, pad, true, dev)
+}
+
+/// Rows of different lengths as `(ids, attention_mask)` `[rows, longest]`, padded on the
+/// right with `pad` (encoder inputs, T5 sources and targets); mask 1 = token, 0 = padding.
+pub fn pad_right<B: Backend>(
+    rows: &[Vec<u32>],
+    pad: u32,
+    dev: &B::Device,
+) -> anyhow::Result<(Tensor<B, 2, Int>, Tensor<B, 2, Int>)> {
+    pad_rows(rows, pad, false, dev)
+}
+
+fn check_ids(rows: &[Vec<u32>], vocab: usize, what: &str) -> anyhow::Result<()> {
+    for (i, r) in rows.iter().enumerate() {
+        if let Some(t) = r.iter().find(|&&t| t as usize >= vocab) {
+            bail!("{what} {i} holds token id {t}, outside the vocabulary of {vocab}");
+        }
+    }
+    Ok(())
+}
+
+/// Checks prompts for generation: at least one, none empty, ids in the vocabulary, and
+/// room for `new` tokens in the model's positions.
+fn check_prompts<B: Backend, M: Decoder<B>>(
+    model: &M,
+    prompts: &[Vec<u32>],
+    new: usize,
+) -> anyhow::Result<()> {
+    if prompts.is_empty() {
+        bail!("no prompts to generate from");
+    }
+    if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
+        bail!("prompt {i} is empty (a prompt needs at least one token)");
+    }
+    check_ids(prompts, model.vocab_size(), "prompt")?;
+    if let Some(max) = model.max_positions() {
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        if longest + new > max {
+            bail!(
+                "a prompt of {longest} tokens plus {new} new tokens exceeds the model's {max} positions"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Left-pads `prompts` into one tensor; returns it with each row's padding count.
+fn prompt_batch<B: Backend>(
+    prompts: &[Vec<u32>],
+    dev: &B::Device,
+) -> anyhow::Result<(Tensor<B, 2, Int>, Vec<usize>)> {
+    let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let pads = prompts.iter().map(|p| width - p.len()).collect();
+    Ok((pad_left::<B>(prompts, 0, dev)?.0, pads))
+}
+
+fn ids_tensor<B: Backend>(tokens: &[u32], dev: &B::Device) -> Tensor<B, 2, Int> {
+    let flat: Vec<i64> = tokens.iter().map(|&x| x as i64).collect();
+    Tensor::from_data(TensorData::new(flat, [tokens.len(), 1]), dev)
+}
+
+fn rows_tensor<B: Backend>(rows: &[usize], dev: &B::Device) -> Tensor<B, 1, Int> {
+    let v: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+    Tensor::from_data(TensorData::new(v, [rows.len()]), dev)
+}
+
+/// Sets `l[t]` to −∞ if `t` is a valid index.
+fn forbid(l: &mut [f32], t: u32) {
+    if let Some(x) = l.get_mut(t as usize) {
+        *x = f32::NEG_INFINITY;
+    }
 }
 
 fn rows_f32<B: Backend>(t: Tensor<B, 2>) -> Vec<Vec<f32>> {
@@ -118,6 +369,7 @@ pub struct SampleOptions {
     pub no_repeat_ngram: usize,
     /// Generation stops after this token (it is kept in the output).
     pub stop_token: Option<u32>,
+    /// Row `i` samples from [`row_rng`]`(seed, stream_i)`.
     pub seed: u64,
 }
 
@@ -136,49 +388,89 @@ impl Default for SampleOptions {
 }
 
 /// Greedy decoding or seeded sampling for each prompt row; returns the prompt plus the
-/// new tokens (through the stop token, if reached).
+/// new tokens (through the stop token, if reached). Prompts may have different lengths
+/// (they are left-padded and masked); row `i` draws from RNG stream `i` (see
+/// [`sample_streams`]), so a row gives the same tokens as that prompt alone in a call
+/// where it is also row `i` — and always the same tokens when greedy.
 pub fn sample<B: Backend, M: Decoder<B>>(
     model: &M,
     prompts: &[Vec<u32>],
     opt: &SampleOptions,
     dev: &B::Device,
-) -> Vec<Vec<u32>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(opt.seed);
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    let streams: Vec<u64> = (0..prompts.len() as u64).collect();
+    sample_streams(model, prompts, &streams, opt, dev)
+}
+
+/// The RNG of one sampled row: ChaCha8 seeded with `seed`, on stream `stream`.
+pub fn row_rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(stream);
+    r
+}
+
+/// [`sample`] with each row's RNG stream given: row `i` draws only from
+/// [`row_rng`]`(opt.seed, streams[i])`, so its tokens depend on its prompt, the options and
+/// its stream, never on the other rows of the batch. Give each item a stable stream (e.g.
+/// its index among all the items generated) and outputs do not depend on batch size or on
+/// where a resumed run restarts.
+pub fn sample_streams<B: Backend, M: Decoder<B>>(
+    model: &M,
+    prompts: &[Vec<u32>],
+    streams: &[u64],
+    opt: &SampleOptions,
+    dev: &B::Device,
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    check_prompts(model, prompts, opt.max_new_tokens)?;
+    if streams.len() != prompts.len() {
+        bail!(
+            "{} RNG streams for {} prompts",
+            streams.len(),
+            prompts.len()
+        );
+    }
+    if opt.temperature.is_nan() || opt.top_p.is_nan() {
+        bail!("temperature and top_p must be numbers");
+    }
+    let mut rngs: Vec<ChaCha8Rng> = streams.iter().map(|&s| row_rng(opt.seed, s)).collect();
     let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
-    let mut done = vec![false; seqs.len()];
-    let (mut logits, mut cache) = model.prefill(ids_tensor::<B>(prompts, dev));
+    let (ids, pads) = prompt_batch::<B>(prompts, dev)?;
+    let (mut logits, mut cache) = model.prefill(ids, &pads)?;
+    // The prompt rows still generating, in cache order.
+    let mut active: Vec<usize> = (0..prompts.len()).collect();
     for step in 0..opt.max_new_tokens {
         let rows = rows_f32(logits);
-        let mut next = Vec::with_capacity(seqs.len());
-        for (i, mut l) in rows.into_iter().enumerate() {
-            if done[i] {
-                next.push(*seqs[i].last().expect("non-empty"));
-                continue;
-            }
+        let mut next = Vec::with_capacity(active.len());
+        let mut keep = Vec::with_capacity(active.len());
+        for (pos, (&i, mut l)) in active.iter().zip(rows).enumerate() {
             for b in banned_by_ngram(&seqs[i], opt.no_repeat_ngram) {
-                l[b as usize] = f32::NEG_INFINITY;
+                forbid(&mut l, b);
             }
             if let (Some(s), true) = (opt.stop_token, step < opt.min_new_tokens) {
-                l[s as usize] = f32::NEG_INFINITY;
+                forbid(&mut l, s);
             }
             let tok = if opt.temperature <= 0.0 {
                 argmax(&l)
             } else {
-                draw(&l, opt.temperature, opt.top_p, &mut rng)
+                draw(&l, opt.temperature, opt.top_p, &mut rngs[i])
             };
             seqs[i].push(tok);
-            if Some(tok) == opt.stop_token {
-                done[i] = true;
+            if Some(tok) != opt.stop_token {
+                next.push(tok);
+                keep.push(pos);
             }
-            next.push(tok);
         }
-        if done.iter().all(|&d| d) {
+        if keep.is_empty() || step + 1 == opt.max_new_tokens {
             break;
         }
-        let toks: Vec<Vec<u32>> = next.into_iter().map(|t| vec![t]).collect();
-        logits = model.step(ids_tensor::<B>(&toks, dev), &mut cache);
+        if keep.len() < active.len() {
+            // Finished rows leave the batch.
+            model.reorder(&mut cache, rows_tensor::<B>(&keep, dev));
+            active = keep.iter().map(|&p| active[p]).collect();
+        }
+        logits = model.step(ids_tensor::<B>(&next, dev), &mut cache);
     }
-    seqs
+    Ok(seqs)
 }
 
 fn argmax(l: &[f32]) -> u32 {
@@ -238,50 +530,63 @@ pub struct Hypothesis {
     pub score: f32,
 }
 
-/// Beam search with Hugging Face's semantics (transformers ≥ 4.50 `_beam_search`): running
-/// beams start from the first beam only, `2 × num_beams` candidates per step, finished
-/// hypotheses scored `sum_logprobs / generated_len^length_penalty`, the same early-stop
-/// heuristic. Returns `num_beams` hypotheses, best first, for one prompt.
-pub fn beam_search<B: Backend, M: Decoder<B>>(
-    model: &M,
-    prompt: &[u32],
-    o: &BeamOptions,
-    dev: &B::Device,
-) -> Vec<Hypothesis> {
-    let nb = o.num_beams;
-    let prompt_len = prompt.len();
-    let max_len = prompt_len + o.max_new_tokens;
-    let keep = 2.max(1 + o.eos.is_some() as usize) * nb;
-    let mut running: Vec<Vec<u32>> = vec![prompt.to_vec(); nb];
-    let mut running_scores: Vec<f32> = (0..nb).map(|i| if i == 0 { 0.0 } else { -1e9 }).collect();
-    let mut finished: Vec<(Vec<u32>, f32, bool)> = vec![(prompt.to_vec(), -1e9, false); nb];
-    let mut heuristic_unsatisfied = true;
-    let (mut logits, mut cache) = model.prefill(ids_tensor::<B>(&running, dev));
-    let mut cur_len = prompt_len;
-    loop {
-        let rows = rows_f32(log_softmax(logits, 1));
+/// One prompt's beam-search state (transformers' `_beam_search` bookkeeping).
+struct Beams {
+    prompt_len: usize,
+    max_len: usize,
+    cur_len: usize,
+    running: Vec<Vec<u32>>,
+    running_scores: Vec<f32>,
+    /// (tokens, score, is a real finished hypothesis)
+    finished: Vec<(Vec<u32>, f32, bool)>,
+    heuristic_unsatisfied: bool,
+}
+
+impl Beams {
+    fn new(prompt: &[u32], o: &BeamOptions) -> Self {
+        let nb = o.num_beams;
+        Beams {
+            prompt_len: prompt.len(),
+            max_len: prompt.len() + o.max_new_tokens,
+            cur_len: prompt.len(),
+            running: vec![prompt.to_vec(); nb],
+            running_scores: (0..nb).map(|i| if i == 0 { 0.0 } else { -1e9 }).collect(),
+            finished: vec![(prompt.to_vec(), -1e9, false); nb],
+            heuristic_unsatisfied: true,
+        }
+    }
+
+    /// One step from the log-probs of the `num_beams` running beams. Returns the running
+    /// beam each new running beam continues (`None` when this prompt is done).
+    fn advance(&mut self, rows: Vec<Vec<f32>>, o: &BeamOptions) -> Option<Vec<usize>> {
+        let nb = o.num_beams;
+        let keep = 2.max(1 + o.eos.is_some() as usize) * nb;
+        let (cur_len, prompt_len, max_len) = (self.cur_len, self.prompt_len, self.max_len);
         // Accumulated scores over (beam, token), after the logits processors.
         let mut cands: Vec<(f32, usize, u32)> = Vec::with_capacity(nb * rows[0].len());
         for (b, mut lp) in rows.into_iter().enumerate() {
-            for t in banned_by_ngram(&running[b], o.no_repeat_ngram) {
-                lp[t as usize] = f32::NEG_INFINITY;
+            for t in banned_by_ngram(&self.running[b], o.no_repeat_ngram) {
+                forbid(&mut lp, t);
             }
             if let (Some(e), true) = (o.eos, cur_len < o.min_length) {
-                lp[e as usize] = f32::NEG_INFINITY;
+                forbid(&mut lp, e);
             }
+            let score = self.running_scores[b];
             cands.extend(
                 lp.into_iter()
                     .enumerate()
-                    .map(|(t, x)| (x + running_scores[b], b, t as u32)),
+                    .map(|(t, x)| (x + score, b, t as u32)),
             );
         }
         // torch.topk: descending; among equal scores the lower flat index first.
         cands.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
         cands.truncate(keep);
+        let keep = cands.len();
         let hits: Vec<bool> = cands
             .iter()
             .map(|c| Some(c.2) == o.eos || cur_len + 1 >= max_len)
             .collect();
+        let running = &self.running;
         let seq_of = |c: &(f32, usize, u32)| {
             let mut s = running[c.1].clone();
             s.push(c.2);
@@ -293,16 +598,16 @@ pub fn beam_search<B: Backend, M: Decoder<B>>(
         order.sort_by(|&a, &b| adj(b).total_cmp(&adj(a)).then(a.cmp(&b)));
         let chosen: Vec<usize> = order[..nb].to_vec();
         // Finished hypotheses: merge the old ones with the top-nb candidates that stopped.
-        let all_done = finished.iter().all(|f| f.2) && o.early_stopping;
+        let all_done = self.finished.iter().all(|f| f.2) && o.early_stopping;
         let denom = ((cur_len + 1 - prompt_len) as f32).powf(o.length_penalty);
-        let mut merged: Vec<(Vec<u32>, f32, bool)> = finished.clone();
+        let mut merged: Vec<(Vec<u32>, f32, bool)> = self.finished.clone();
         for (i, c) in cands.iter().enumerate() {
             let just = hits[i] && i < nb;
             let mut s = c.0 / denom;
             if all_done {
                 s += -1e9;
             }
-            if !heuristic_unsatisfied {
+            if !self.heuristic_unsatisfied {
                 s += -1e9;
             }
             if !just {
@@ -312,40 +617,136 @@ pub fn beam_search<B: Backend, M: Decoder<B>>(
         }
         let mut idx: Vec<usize> = (0..merged.len()).collect();
         idx.sort_by(|&a, &b| merged[b].1.total_cmp(&merged[a].1).then(a.cmp(&b)));
-        finished = idx[..nb].iter().map(|&i| merged[i].clone()).collect();
+        self.finished = idx[..nb].iter().map(|&i| merged[i].clone()).collect();
 
         let new_running: Vec<Vec<u32>> = chosen.iter().map(|&i| seq_of(&cands[i])).collect();
-        running_scores = chosen.iter().map(|&i| adj(i)).collect();
-        let rows: Vec<i64> = chosen.iter().map(|&i| cands[i].1 as i64).collect();
-        running = new_running;
-        cur_len += 1;
+        self.running_scores = chosen.iter().map(|&i| adj(i)).collect();
+        let from: Vec<usize> = chosen.iter().map(|&i| cands[i].1).collect();
+        self.running = new_running;
+        self.cur_len += 1;
 
-        if heuristic_unsatisfied {
-            let best_len = (cur_len - prompt_len) as f32;
-            let best_possible = running_scores[0] / best_len.powf(o.length_penalty);
-            let min_finished = finished.iter().map(|f| f.1).fold(f32::INFINITY, f32::min);
-            heuristic_unsatisfied = finished
+        if self.heuristic_unsatisfied {
+            let best_len = (self.cur_len - prompt_len) as f32;
+            let best_possible = self.running_scores[0] / best_len.powf(o.length_penalty);
+            let min_finished = self
+                .finished
+                .iter()
+                .map(|f| f.1)
+                .fold(f32::INFINITY, f32::min);
+            self.heuristic_unsatisfied = self
+                .finished
                 .iter()
                 .any(|f| best_possible > if f.2 { min_finished } else { -1e9 });
         }
-        let all_finished_stop = finished.iter().all(|f| f.2) && o.early_stopping;
-        if !heuristic_unsatisfied || all_finished_stop || hits.iter().all(|&h| h) {
+        let all_finished_stop = self.finished.iter().all(|f| f.2) && o.early_stopping;
+        if !self.heuristic_unsatisfied || all_finished_stop || hits.iter().all(|&h| h) {
+            None
+        } else {
+            Some(from)
+        }
+    }
+
+    fn hypotheses(self) -> Vec<Hypothesis> {
+        self.finished
+            .into_iter()
+            .map(|(tokens, score, _)| Hypothesis { tokens, score })
+            .collect()
+    }
+}
+
+/// Beam search with Hugging Face's semantics (transformers ≥ 4.50 `_beam_search`): running
+/// beams start from the first beam only, `2 × num_beams` candidates per step, finished
+/// hypotheses scored `sum_logprobs / generated_len^length_penalty`, the same early-stop
+/// heuristic. Returns `num_beams` hypotheses, best first, for one prompt.
+pub fn beam_search<B: Backend, M: Decoder<B>>(
+    model: &M,
+    prompt: &[u32],
+    o: &BeamOptions,
+    dev: &B::Device,
+) -> anyhow::Result<Vec<Hypothesis>> {
+    let mut all = beam_search_batch(model, &[prompt.to_vec()], o, dev)?;
+    Ok(all.pop().expect("one prompt, one result"))
+}
+
+/// [`beam_search`] for several prompts at once (of any lengths: left-padded and masked),
+/// one list of `num_beams` hypotheses per prompt, each equal to that prompt's search alone.
+/// `min_length` and `max_new_tokens` count each prompt's own length (transformers counts
+/// the padded one). A prompt whose search has ended leaves the batch.
+pub fn beam_search_batch<B: Backend, M: Decoder<B>>(
+    model: &M,
+    prompts: &[Vec<u32>],
+    o: &BeamOptions,
+    dev: &B::Device,
+) -> anyhow::Result<Vec<Vec<Hypothesis>>> {
+    let nb = o.num_beams;
+    if nb == 0 {
+        bail!("num_beams must be at least 1");
+    }
+    if o.max_new_tokens == 0 {
+        bail!("max_new_tokens must be at least 1 for beam search");
+    }
+    if 2 * nb > model.vocab_size() {
+        bail!(
+            "num_beams {nb} is too large for a vocabulary of {}",
+            model.vocab_size()
+        );
+    }
+    check_prompts(model, prompts, o.max_new_tokens)?;
+    let mut beams: Vec<Beams> = prompts.iter().map(|p| Beams::new(p, o)).collect();
+    let mut done: Vec<Option<Vec<Hypothesis>>> = vec![None; prompts.len()];
+    // The prompt is run once per prompt; the first step's logits serve all its beams.
+    let (ids, pads) = prompt_batch::<B>(prompts, dev)?;
+    let (logits, mut cache) = model.prefill(ids, &pads)?;
+    let mut rows = rows_f32(log_softmax(logits, 1));
+    let mut per_prompt = 1; // cache rows per active prompt
+    let mut active: Vec<usize> = (0..prompts.len()).collect();
+    loop {
+        let mut cache_rows = Vec::new();
+        let mut still = Vec::new();
+        let mut rows_iter = rows.into_iter();
+        for (pos, &p) in active.iter().enumerate() {
+            let mine: Vec<Vec<f32>> = rows_iter.by_ref().take(per_prompt).collect();
+            let mine = if per_prompt == 1 {
+                vec![mine[0].clone(); nb]
+            } else {
+                mine
+            };
+            match beams[p].advance(mine, o) {
+                Some(from) => {
+                    let base = pos * per_prompt;
+                    cache_rows.extend(from.iter().map(|&b| base + b.min(per_prompt - 1)));
+                    still.push(p);
+                }
+                None => {
+                    let b = std::mem::replace(&mut beams[p], Beams::new(&[], o));
+                    done[p] = Some(b.hypotheses());
+                }
+            }
+        }
+        if still.is_empty() {
             break;
         }
-        model.reorder(
-            &mut cache,
-            Tensor::from_data(TensorData::new(rows, [nb]), dev),
-        );
-        let toks: Vec<Vec<u32>> = running
+        model.reorder(&mut cache, rows_tensor::<B>(&cache_rows, dev));
+        let toks: Vec<u32> = still
             .iter()
-            .map(|s| vec![*s.last().expect("non-empty")])
+            .flat_map(|&p| {
+                beams[p]
+                    .running
+                    .iter()
+                    .map(|s| *s.last().expect("non-empty"))
+            })
             .collect();
-        logits = model.step(ids_tensor::<B>(&toks, dev), &mut cache);
+        active = still;
+        per_prompt = nb;
+        rows = rows_f32(log_softmax(
+            model.step(ids_tensor::<B>(&toks, dev), &mut cache),
+            1,
+        ));
     }
-    finished
+    Ok(done
         .into_iter()
-        .map(|(tokens, score, _)| Hypothesis { tokens, score })
-        .collect()
+        .map(|d| d.expect("every prompt's search ended"))
+        .collect())
 }
 
 /// The paper's captioner decoding: beam width `width`, score = sum of token log-probs with
@@ -359,8 +760,17 @@ pub fn paper_beam<B: Backend, M: Decoder<B>>(
     eos: u32,
     top_n: usize,
     dev: &B::Device,
-) -> Vec<Hypothesis> {
-    let (logits, mut cache) = model.prefill(ids_tensor::<B>(&[prompt.to_vec()], dev));
+) -> anyhow::Result<Vec<Hypothesis>> {
+    let prompts = [prompt.to_vec()];
+    check_prompts(model, &prompts, max_new_tokens)?;
+    if width == 0 || width > model.vocab_size() {
+        bail!(
+            "beam width {width} must be between 1 and the vocabulary size {}",
+            model.vocab_size()
+        );
+    }
+    let (ids, pads) = prompt_batch::<B>(&prompts, dev)?;
+    let (logits, mut cache) = model.prefill(ids, &pads)?;
     let first = &rows_f32(log_softmax(logits, 1))[0];
     let mut order: Vec<u32> = (0..first.len() as u32).collect();
     order.sort_by(|&a, &b| {
@@ -380,9 +790,9 @@ pub fn paper_beam<B: Backend, M: Decoder<B>>(
         if beams.iter().all(|b| b.2) {
             break;
         }
-        let toks: Vec<Vec<u32>> = beams
+        let toks: Vec<u32> = beams
             .iter()
-            .map(|b| vec![*b.0.last().expect("non-empty")])
+            .map(|b| *b.0.last().expect("non-empty"))
             .collect();
         let rows = rows_f32(log_softmax(
             model.step(ids_tensor::<B>(&toks, dev), &mut cache),
@@ -420,11 +830,11 @@ pub fn paper_beam<B: Backend, M: Decoder<B>>(
         );
     }
     beams.sort_by(|a, b| b.1.total_cmp(&a.1));
-    beams
+    Ok(beams
         .into_iter()
         .take(top_n)
         .map(|(tokens, score, _)| Hypothesis { tokens, score })
-        .collect()
+        .collect())
 }
 
 /// Counts how often each n-gram occurs (a helper for tests of the no-repeat rule).

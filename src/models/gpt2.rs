@@ -5,8 +5,8 @@
 
 use super::KvCache;
 use super::nn::{
-    Dense, Embedding, LayerNorm, activation_by_name, attention, causal_mask, lm_logits,
-    merge_heads, positions, split_heads,
+    Dense, Embedding, LayerNorm, activation_by_name, attention, causal_mask, key_padding_mask,
+    lm_logits, mask_or, merge_heads, positions, positions_from_mask, split_heads,
 };
 use super::weights::{Export, Weights, read_config};
 use burn::prelude::*;
@@ -94,9 +94,11 @@ impl<B: Backend> Attention<B> {
         }
     }
 
+    /// Causal self-attention; `pad` `[b, 1, 1, keys]` also blocks padding keys.
     fn forward_self(
         &self,
         x: Tensor<B, 3>,
+        pad: Option<&Tensor<B, 4, Bool>>,
         cache: Option<(&mut KvCache<B>, usize)>,
     ) -> Tensor<B, 3> {
         let d = x.dims()[2];
@@ -108,7 +110,10 @@ impl<B: Backend> Attention<B> {
             (k, v) = cache.append(i, k, v);
         }
         let (tq, tk) = (q.dims()[2], k.dims()[2]);
-        let mask = causal_mask::<B>(tq, tk, &q.device());
+        let mut mask = causal_mask::<B>(tq, tk, &q.device());
+        if let Some(p) = pad {
+            mask = mask_or(mask, p.clone());
+        }
         let out = attention(q, k, v, Some(self.scale), Some(mask), None);
         self.c_proj.forward(merge_heads(out))
     }
@@ -180,9 +185,10 @@ impl<B: Backend> Block<B> {
         &self,
         h: Tensor<B, 3>,
         enc: Option<&Tensor<B, 3>>,
+        pad: Option<&Tensor<B, 4, Bool>>,
         cache: Option<(&mut KvCache<B>, usize)>,
     ) -> Tensor<B, 3> {
-        let h = h.clone() + self.attn.forward_self(self.ln_1.forward(h), cache);
+        let h = h.clone() + self.attn.forward_self(self.ln_1.forward(h), pad, cache);
         let h = match (&self.crossattention, &self.ln_cross_attn, enc) {
             (Some(ca), Some(ln), Some(e)) => h.clone() + ca.forward_cross(ln.forward(h), e.clone()),
             _ => h,
@@ -265,20 +271,53 @@ impl<B: Backend> Gpt2<B> {
         self.forward_embeds(self.embed(ids), None, cache)
     }
 
+    /// Logits `[b, t, vocab]` for token ids with transformers' `attention_mask` `[b, past +
+    /// t]` (1 = token, 0 = padding, e.g. left padding of prompts of different lengths) and
+    /// `position_ids` `[b, t]`. Without position ids they are derived from the mask as
+    /// transformers' `generate` does (`cumsum(mask) - 1`), or count on from the cache
+    /// without a mask.
+    pub fn forward_masked(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        position_ids: Option<Tensor<B, 2, Int>>,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
+        self.forward_embeds_masked(self.embed(ids), None, attention_mask, position_ids, cache)
+    }
+
     /// Logits from input embeddings (prefix + tokens), optionally attending to encoder
     /// states (cross-attention variant). With a cache, positions continue after it.
     pub fn forward_embeds(
         &self,
         x: Tensor<B, 3>,
         enc: Option<&Tensor<B, 3>>,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
+        self.forward_embeds_masked(x, enc, None, None, cache)
+    }
+
+    /// [`Self::forward_embeds`] with an attention mask and position ids, as
+    /// [`Self::forward_masked`].
+    pub fn forward_embeds_masked(
+        &self,
+        x: Tensor<B, 3>,
+        enc: Option<&Tensor<B, 3>>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        position_ids: Option<Tensor<B, 2, Int>>,
         mut cache: Option<&mut KvCache<B>>,
     ) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
-        let pos = positions::<B>(past, b, t, &x.device());
+        let pos = match (position_ids, &attention_mask) {
+            (Some(p), _) => p,
+            (None, Some(m)) => positions_from_mask(m.clone(), t),
+            (None, None) => positions::<B>(past, b, t, &x.device()),
+        };
+        let pad = attention_mask.map(key_padding_mask);
         let mut h = x + self.wpe.forward(pos);
         for (i, block) in self.h.iter().enumerate() {
-            h = block.forward(h, enc, cache.as_deref_mut().map(|c| (c, i)));
+            h = block.forward(h, enc, pad.as_ref(), cache.as_deref_mut().map(|c| (c, i)));
         }
         lm_logits(self.ln_f.forward(h), &self.wte, &self.lm_head)
     }

@@ -4,8 +4,8 @@
 
 use super::KvCache;
 use super::nn::{
-    Dense, Embedding, LayerNorm, activation_by_name, attention, lm_logits, merge_heads, positions,
-    split_heads,
+    Dense, Embedding, LayerNorm, activation_by_name, attention, key_padding_mask, lm_logits,
+    mask_or, merge_heads, positions, positions_from_mask, split_heads,
 };
 use super::weights::{Export, Weights, read_config};
 use burn::prelude::*;
@@ -62,7 +62,15 @@ pub struct SelfAttention<B: Backend> {
 }
 
 impl<B: Backend> SelfAttention<B> {
-    fn forward(&self, x: Tensor<B, 3>, cache: Option<(&mut KvCache<B>, usize)>) -> Tensor<B, 3> {
+    /// Causal (windowed) self-attention; `pad` `[b, 1, 1, keys]` also blocks padding keys.
+    /// The window counts sequence positions, padding included, as transformers does; with
+    /// left padding that is the same as counting tokens.
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        pad: Option<&Tensor<B, 4, Bool>>,
+        cache: Option<(&mut KvCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
         let q = split_heads(self.q_proj.forward(x.clone()), self.n_head);
         let mut k = split_heads(self.k_proj.forward(x.clone()), self.n_head);
         let mut v = split_heads(self.v_proj.forward(x), self.n_head);
@@ -70,7 +78,10 @@ impl<B: Backend> SelfAttention<B> {
             (k, v) = cache.append(i, k, v);
         }
         let (tq, tk) = (q.dims()[2], k.dims()[2]);
-        let mask = neo_mask::<B>(tq, tk, self.window, &q.device());
+        let mut mask = neo_mask::<B>(tq, tk, self.window, &q.device());
+        if let Some(p) = pad {
+            mask = mask_or(mask, p.clone());
+        }
         self.out_proj
             .forward(merge_heads(attention(q, k, v, None, Some(mask), None)))
     }
@@ -178,18 +189,47 @@ impl<B: Backend> GptNeo<B> {
         self.forward_embeds(self.embed(ids), cache)
     }
 
-    pub fn forward_embeds(
+    /// Logits `[b, t, vocab]` for token ids with transformers' `attention_mask` `[b, past +
+    /// t]` (1 = token, 0 = padding, e.g. left padding of prompts of different lengths) and
+    /// `position_ids` `[b, t]`. Without position ids they are derived from the mask as
+    /// transformers' `generate` does (`cumsum(mask) - 1`), or count on from the cache
+    /// without a mask.
+    pub fn forward_masked(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        position_ids: Option<Tensor<B, 2, Int>>,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
+        self.forward_embeds_masked(self.embed(ids), attention_mask, position_ids, cache)
+    }
+
+    pub fn forward_embeds(&self, x: Tensor<B, 3>, cache: Option<&mut KvCache<B>>) -> Tensor<B, 3> {
+        self.forward_embeds_masked(x, None, None, cache)
+    }
+
+    /// [`Self::forward_embeds`] with an attention mask and position ids, as
+    /// [`Self::forward_masked`].
+    pub fn forward_embeds_masked(
         &self,
         x: Tensor<B, 3>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        position_ids: Option<Tensor<B, 2, Int>>,
         mut cache: Option<&mut KvCache<B>>,
     ) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
-        let pos = positions::<B>(past, b, t, &x.device());
+        let pos = match (position_ids, &attention_mask) {
+            (Some(p), _) => p,
+            (None, Some(m)) => positions_from_mask(m.clone(), t),
+            (None, None) => positions::<B>(past, b, t, &x.device()),
+        };
+        let pad = attention_mask.map(key_padding_mask);
         let mut h = x + self.wpe.forward(pos);
         for (i, blk) in self.h.iter().enumerate() {
             let a = blk.attn.forward(
                 blk.ln_1.forward(h.clone()),
+                pad.as_ref(),
                 cache.as_deref_mut().map(|c| (c, i)),
             );
             h = h + a;

@@ -290,6 +290,33 @@ pub fn causal_mask<B: Backend>(q: usize, k: usize, dev: &B::Device) -> Tensor<B,
     Tensor::<B, 2, Bool>::tril_mask([q, k], (k - q) as i64, dev).unsqueeze()
 }
 
+/// `[b, 1, 1, k]` mask blocking the padding keys of an HF `attention_mask` `[b, k]`
+/// (1 = token, 0 = padding).
+pub fn key_padding_mask<B: Backend>(attention_mask: Tensor<B, 2, Int>) -> Tensor<B, 4, Bool> {
+    let [b, k] = attention_mask.dims();
+    attention_mask.equal_elem(0).reshape([b, 1, 1, k])
+}
+
+/// Blocked where either mask blocks; masks broadcast over their size-1 dimensions.
+pub fn mask_or<B: Backend>(a: Tensor<B, 4, Bool>, b: Tensor<B, 4, Bool>) -> Tensor<B, 4, Bool> {
+    let (da, db) = (a.dims(), b.dims());
+    let dims: [usize; 4] = std::array::from_fn(|i| da[i].max(db[i]));
+    a.expand(dims).bool_or(b.expand(dims))
+}
+
+/// Position ids `[b, t]` of the last `t` columns of an HF `attention_mask` `[b, k]`, as
+/// transformers' `generate` derives them for left padding: `cumsum(mask) - 1`, and 1 at
+/// padding.
+pub fn positions_from_mask<B: Backend>(
+    attention_mask: Tensor<B, 2, Int>,
+    t: usize,
+) -> Tensor<B, 2, Int> {
+    let k = attention_mask.dims()[1];
+    let pos = attention_mask.clone().cumsum(1) - 1;
+    let pad = attention_mask.equal_elem(0);
+    pos.mask_fill(pad, 1).narrow(1, k - t, t)
+}
+
 pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     activation::gelu_approximate(x)
 }

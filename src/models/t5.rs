@@ -11,7 +11,9 @@
 //! transformers 4 rule).
 
 use super::KvCache;
-use super::nn::{Dense, Embedding, RmsNorm, attention, causal_mask, merge_heads, split_heads};
+use super::nn::{
+    Dense, Embedding, RmsNorm, attention, causal_mask, key_padding_mask, merge_heads, split_heads,
+};
 use super::weights::{Export, Weights, read_config};
 use anyhow::bail;
 use burn::prelude::*;
@@ -612,14 +614,27 @@ impl<B: Backend> T5<B> {
     /// Encoder states `[b, s, d_model]` for token ids `[b, s]` (no padding mask: every
     /// position is attended to).
     pub fn encode(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.encode_opt(ids, None)
+    }
+
+    /// Encoder states `[b, s, d_model]` for token ids `[b, s]` with transformers'
+    /// `attention_mask` `[b, s]` (1 = token, 0 = padding): no position attends to padding.
+    /// The states at padded positions are computed but meaningless; pass the same mask to
+    /// [`Self::decode_masked`].
+    pub fn encode_masked(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.encode_opt(ids, Some(mask))
+    }
+
+    fn encode_opt(&self, ids: Tensor<B, 2, Int>, mask: Option<Tensor<B, 2, Int>>) -> Tensor<B, 3> {
         let s = ids.dims()[1];
         let mut h = self.shared.forward(ids);
         let bias = self.encoder.position_bias(s, s, 0, &h.device());
+        let pad = mask.map(key_padding_mask);
         for b in &self.encoder.block {
             let sa = &b.self_attention;
             let x = sa.layer_norm.forward(h.clone());
             let (k, v) = sa.attention.key_values(x.clone());
-            h = h + sa.attention.attend(x, k, v, bias.clone(), None);
+            h = h + sa.attention.attend(x, k, v, bias.clone(), pad.clone());
             h = b.feed_forward.forward(h);
         }
         self.encoder.final_layer_norm.forward(h)
@@ -633,9 +648,24 @@ impl<B: Backend> T5<B> {
         &self,
         dec_ids: Tensor<B, 2, Int>,
         enc: &Tensor<B, 3>,
+        cache: Option<&mut T5Cache<B>>,
+    ) -> Tensor<B, 3> {
+        self.decode_masked(dec_ids, enc, None, cache)
+    }
+
+    /// [`Self::decode`] with the encoder's `attention_mask` `[b, s]` (1 = token, 0 =
+    /// padding): the cross-attention ignores padded source positions, as transformers'
+    /// `encoder_attention_mask`. The decoder itself is causal only (right-padded targets
+    /// need no mask: padding comes after every real position).
+    pub fn decode_masked(
+        &self,
+        dec_ids: Tensor<B, 2, Int>,
+        enc: &Tensor<B, 3>,
+        enc_mask: Option<&Tensor<B, 2, Int>>,
         mut cache: Option<&mut T5Cache<B>>,
     ) -> Tensor<B, 3> {
         let t = dec_ids.dims()[1];
+        let cross_pad = enc_mask.map(|m| key_padding_mask(m.clone()));
         let [eb, es, _] = enc.dims();
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
         let mut h = self.shared.forward(dec_ids);
@@ -670,7 +700,7 @@ impl<B: Backend> T5<B> {
                     }
                     None => ca.attention.key_values(enc.clone()),
                 };
-                h = h + ca.attention.attend(x, k, v, None, None);
+                h = h + ca.attention.attend(x, k, v, None, cross_pad.clone());
             }
             h = b.feed_forward.forward(h);
         }
@@ -681,6 +711,53 @@ impl<B: Backend> T5<B> {
     pub fn forward(&self, ids: Tensor<B, 2, Int>, dec_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let enc = self.encode(ids);
         self.decode(dec_ids, &enc, None)
+    }
+
+    /// [`Self::forward`] for a padded source batch: `mask` `[b, s]` is transformers'
+    /// `attention_mask` (1 = token, 0 = padding), applied in the encoder's self-attention
+    /// and the decoder's cross-attention.
+    pub fn forward_masked(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        mask: Tensor<B, 2, Int>,
+        dec_ids: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
+        let enc = self.encode_masked(ids, mask.clone());
+        self.decode_masked(dec_ids, &enc, Some(&mask), None)
+    }
+
+    /// transformers' `model(input_ids, attention_mask, labels).loss`: the decoder reads
+    /// `labels` `[b, t]` shifted right behind `decoder_start` (ignored labels read as
+    /// `pad`), and the loss is the mean cross-entropy over the labels that are not
+    /// `-100` (right padding of targets of different lengths).
+    pub fn loss(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        mask: Tensor<B, 2, Int>,
+        labels: Tensor<B, 2, Int>,
+        decoder_start: u32,
+        pad: u32,
+    ) -> Tensor<B, 1> {
+        let [b, t] = labels.dims();
+        let dev = labels.device();
+        let ignored = labels.clone().equal_elem(-100);
+        let start = Tensor::<B, 2, Int>::full([b, 1], decoder_start as i64, &dev);
+        let shifted = if t > 1 {
+            Tensor::cat(vec![start, labels.clone().narrow(1, 0, t - 1)], 1)
+        } else {
+            start
+        };
+        let dec_ids = shifted
+            .clone()
+            .mask_fill(shifted.equal_elem(-100), pad as i64);
+        let logits = self.forward_masked(ids, mask, dec_ids);
+        let v = logits.dims()[2];
+        let keep = ignored.clone().bool_not().float().reshape([b * t]);
+        let target = labels.mask_fill(ignored, 0).reshape([b * t, 1]);
+        let lp = burn::tensor::activation::log_softmax(logits.reshape([b * t, v]), 1)
+            .gather(1, target)
+            .reshape([b * t]);
+        (lp * keep.clone()).sum().neg() / keep.sum().clamp_min(1.0)
     }
 
     fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
