@@ -16,7 +16,7 @@ import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HHI = ROOT / "target" / "release" / "hhi"
+HHI = Path(os.environ.get("HHI_BENCH_BIN", ROOT / "target" / "release" / "hhi"))
 
 
 def median_time(cmd, cwd, runs, env=None):
