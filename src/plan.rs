@@ -329,12 +329,35 @@ fn explain(stage: &Stage, new: &Resolved, prev: Option<&Record>) -> Vec<Reason> 
     reasons
 }
 
+/// A stage's state in a plan: serialised as `"fresh"` or `"run"`, as it always was.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanState {
+    Fresh,
+    Run,
+}
+
+impl PlanState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanState::Fresh => "fresh",
+            PlanState::Run => "run",
+        }
+    }
+}
+
+impl fmt::Display for PlanState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// One stage's line in a plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedStage {
     pub name: String,
     pub kind: String,
-    pub state: &'static str,
+    pub state: PlanState,
     pub key: Option<Digest>,
     pub reasons: Vec<Reason>,
 }
@@ -347,7 +370,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn anything_to_run(&self) -> bool {
-        self.stages.iter().any(|s| s.state != "fresh")
+        self.stages.iter().any(|s| s.state != PlanState::Fresh)
     }
 }
 
@@ -364,52 +387,78 @@ pub fn previous_records(store: &Store, lock: Option<&LockFile>) -> HashMap<Strin
     out
 }
 
+/// What the planner concludes about one stage, given the outputs known so far.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// An upstream stage has not been decided (it will rerun); these say which.
+    Waiting(Vec<Reason>),
+    Decided(Decision),
+}
+
+/// The one place that decides fresh or run, shared by `plan` and `run` so that they can
+/// never disagree. Holds what a decision needs besides the store: the records the lock
+/// last named (for reasons) and the `--force` list. `Send + Sync`: `run` decides on its
+/// blocking pool, so hashing and importing file inputs never stall the scheduler.
+pub struct Planner {
+    previous: HashMap<String, Record>,
+    forced: Vec<String>,
+}
+
+impl Planner {
+    pub fn new(store: &Store, pipeline: &Pipeline, forced: &[String]) -> anyhow::Result<Planner> {
+        let lock = LockFile::read(&pipeline.lock_path())?;
+        Ok(Planner {
+            previous: previous_records(store, lock.as_ref()),
+            forced: forced.to_vec(),
+        })
+    }
+
+    /// Resolves a stage's key from `known` and decides it. With `import`, file inputs are
+    /// copied into the store (a run); without, only hashed (a plan).
+    pub fn judge(
+        &self,
+        store: &Store,
+        stage: &Stage,
+        known: &Known,
+        import: bool,
+    ) -> anyhow::Result<Verdict> {
+        Ok(match resolve(store, stage, known, import)? {
+            Err(pending) => Verdict::Waiting(pending),
+            Ok(resolved) => Verdict::Decided(decide(
+                store,
+                stage,
+                resolved,
+                self.previous.get(&stage.name),
+                self.forced.contains(&stage.name),
+            )?),
+        })
+    }
+}
+
 /// What `run` would do, without running or writing anything.
 pub fn plan(store: &Store, pipeline: &Pipeline, forced: &[String]) -> anyhow::Result<Plan> {
-    let lock = LockFile::read(&pipeline.lock_path())?;
-    let previous = previous_records(store, lock.as_ref());
+    let planner = Planner::new(store, pipeline, forced)?;
     let mut known = Known::new();
     let mut stages = Vec::new();
     for &i in &pipeline.order {
         let st = &pipeline.stages[i];
-        let planned = match resolve(store, st, &known, false)? {
-            Err(pending) => PlannedStage {
-                name: st.name.clone(),
-                kind: st.kind.name().into(),
-                state: "run",
-                key: None,
-                reasons: pending,
-            },
-            Ok(resolved) => {
-                let key = resolved.key;
-                match decide(
-                    store,
-                    st,
-                    resolved,
-                    previous.get(&st.name),
-                    forced.contains(&st.name),
-                )? {
-                    Decision::Fresh(rec) => {
-                        known.insert(st.name.clone(), rec.outputs.clone());
-                        PlannedStage {
-                            name: st.name.clone(),
-                            kind: st.kind.name().into(),
-                            state: "fresh",
-                            key: Some(key),
-                            reasons: vec![],
-                        }
-                    }
-                    Decision::Run { reasons, .. } => PlannedStage {
-                        name: st.name.clone(),
-                        kind: st.kind.name().into(),
-                        state: "run",
-                        key: Some(key),
-                        reasons,
-                    },
-                }
+        let (state, key, reasons) = match planner.judge(store, st, &known, false)? {
+            Verdict::Waiting(pending) => (PlanState::Run, None, pending),
+            Verdict::Decided(Decision::Fresh(rec)) => {
+                known.insert(st.name.clone(), rec.outputs.clone());
+                (PlanState::Fresh, Some(rec.key), vec![])
+            }
+            Verdict::Decided(Decision::Run { resolved, reasons }) => {
+                (PlanState::Run, Some(resolved.key), reasons)
             }
         };
-        stages.push(planned);
+        stages.push(PlannedStage {
+            name: st.name.clone(),
+            kind: st.kind.name().into(),
+            state,
+            key,
+            reasons,
+        });
     }
     Ok(Plan {
         pipeline: pipeline.name.clone(),

@@ -17,7 +17,7 @@ pub use crate::store::runs::{RunRef, run_refs};
 use anyhow::{Context, anyhow};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -325,15 +325,6 @@ fn check_inputs(
     ))
 }
 
-#[derive(Clone)]
-enum Status {
-    Pending,
-    Running,
-    Done(BTreeMap<String, OutputRecord>, Digest),
-    Failed,
-    Skipped,
-}
-
 /// Runs what is stale. Takes the store lock for the whole run.
 pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow::Result<RunReport> {
     for name in opts.targets.iter().chain(&opts.force) {
@@ -381,7 +372,7 @@ fn run_read_only(
         .stages
         .iter()
         .enumerate()
-        .filter(|(i, s)| selected.contains(i) && s.state != "fresh")
+        .filter(|(i, s)| selected.contains(i) && s.state != plan::PlanState::Fresh)
         .map(|(_, s)| s.name.clone())
         .collect();
     if !stale.is_empty() {
@@ -470,6 +461,171 @@ fn locked(stage: &Stage, outs: &BTreeMap<String, OutputRecord>, key: Digest) -> 
     }
 }
 
+/// Where a stage is in a run.
+#[derive(Clone, Debug)]
+enum Status {
+    Pending,
+    /// Handed to the pool: being decided, then run if stale.
+    Dispatched,
+    Done(BTreeMap<String, OutputRecord>, Digest),
+    Failed,
+    Skipped,
+}
+
+/// The state of a run, changed only through named transitions, so the scheduling rules
+/// can be tested without tokio or threads (see the tests below).
+struct RunState {
+    status: Vec<Status>,
+    reports: Vec<StageReport>,
+    selected: BTreeSet<usize>,
+}
+
+impl RunState {
+    fn new(pipeline: &Pipeline, selected: BTreeSet<usize>) -> RunState {
+        RunState {
+            status: vec![Status::Pending; pipeline.stages.len()],
+            reports: pipeline
+                .stages
+                .iter()
+                .map(|s| StageReport {
+                    name: s.name.clone(),
+                    key: None,
+                    outcome: Outcome::NotSelected,
+                    reasons: vec![],
+                })
+                .collect(),
+            selected,
+        }
+    }
+
+    fn pending(&self, i: usize) -> bool {
+        self.selected.contains(&i) && matches!(self.status[i], Status::Pending)
+    }
+
+    /// Marks every pending stage below a failed or skipped one as skipped (to a fixed
+    /// point); returns how many it marked.
+    fn skip_blocked(&mut self, pipeline: &Pipeline) -> usize {
+        let mut marked = 0;
+        for &i in &pipeline.order {
+            if !self.pending(i) {
+                continue;
+            }
+            let bad = pipeline
+                .dag
+                .upstream(i)
+                .into_iter()
+                .find(|&u| matches!(self.status[u], Status::Failed | Status::Skipped));
+            if let Some(bad) = bad {
+                let because = match self.status[bad] {
+                    Status::Failed => format!("upstream `{}` failed", pipeline.stages[bad].name),
+                    _ => format!("upstream `{}` was skipped", pipeline.stages[bad].name),
+                };
+                self.status[i] = Status::Skipped;
+                self.reports[i].outcome = Outcome::Skipped { because };
+                marked += 1;
+            }
+        }
+        marked
+    }
+
+    /// Pending stages whose inputs are all known, in pipeline order.
+    fn ready(&self, pipeline: &Pipeline) -> Vec<usize> {
+        pipeline
+            .order
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.pending(i)
+                    && pipeline
+                        .dag
+                        .upstream(i)
+                        .iter()
+                        .all(|&u| matches!(self.status[u], Status::Done(..)))
+            })
+            .collect()
+    }
+
+    /// The outputs of stage `i`'s upstream stages, for deciding it elsewhere.
+    fn known_for(&self, pipeline: &Pipeline, i: usize) -> Known {
+        pipeline
+            .dag
+            .upstream(i)
+            .into_iter()
+            .filter_map(|u| match &self.status[u] {
+                Status::Done(outs, _) => Some((pipeline.stages[u].name.clone(), outs.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn dispatch(&mut self, i: usize) {
+        self.status[i] = Status::Dispatched;
+    }
+
+    /// The planner's verdict on a dispatched stage: fresh, to run (with its key and
+    /// reasons), or failed to decide.
+    fn decide(&mut self, i: usize, verdict: &anyhow::Result<Decision>) {
+        match verdict {
+            Err(e) => self.fail(i, e),
+            Ok(Decision::Fresh(rec)) => {
+                self.reports[i].key = Some(rec.key);
+                self.reports[i].outcome = Outcome::Fresh;
+                self.status[i] = Status::Done(rec.outputs.clone(), rec.key);
+            }
+            Ok(Decision::Run { resolved, reasons }) => {
+                self.reports[i].key = Some(resolved.key);
+                self.reports[i].reasons = reasons.clone();
+            }
+        }
+    }
+
+    /// A stage that ran: done with its outputs, or failed.
+    fn finish(&mut self, i: usize, result: anyhow::Result<Record>, seconds: f64) {
+        match result {
+            Ok(rec) => {
+                self.reports[i].outcome = Outcome::Ran { seconds };
+                self.status[i] = Status::Done(rec.outputs, rec.key);
+            }
+            Err(e) => self.fail(i, &e),
+        }
+    }
+
+    fn fail(&mut self, i: usize, e: &anyhow::Error) {
+        self.status[i] = Status::Failed;
+        self.reports[i].outcome = Outcome::Failed {
+            error: format!("{e:#}"),
+        };
+    }
+
+    /// The lock after this run: every stage complete now; stages not run this time keep
+    /// their previous entries, so a `--target` run does not forget the rest.
+    fn lock(&self, pipeline: &Pipeline, old: Option<&LockFile>) -> LockFile {
+        let mut lock = LockFile {
+            version: 1,
+            pipeline: pipeline.name.clone(),
+            stages: BTreeMap::new(),
+        };
+        for (i, st) in pipeline.stages.iter().enumerate() {
+            let entry = match &self.status[i] {
+                Status::Done(outs, key) => Some(locked(st, outs, *key)),
+                _ => old.and_then(|l| l.stages.get(&st.name)).cloned(),
+            };
+            if let Some(e) = entry {
+                lock.stages.insert(st.name.clone(), e);
+            }
+        }
+        lock
+    }
+}
+
+/// What a dispatched stage came back with.
+struct Settled {
+    stage: usize,
+    verdict: anyhow::Result<Decision>,
+    /// Set when the stage was stale and ran.
+    ran: Option<(anyhow::Result<Record>, f64)>,
+}
+
 async fn schedule(
     pipeline: &Pipeline,
     store: Arc<Store>,
@@ -478,7 +634,7 @@ async fn schedule(
     let clock = Instant::now();
     let lock_path = pipeline.lock_path();
     let old_lock = LockFile::read(&lock_path)?;
-    let previous = plan::previous_records(&store, old_lock.as_ref());
+    let planner = Arc::new(plan::Planner::new(&store, pipeline, &opts.force)?);
     let selected = selection(pipeline, opts);
     let mp = MultiProgress::with_draw_target(if opts.progress {
         ProgressDrawTarget::stderr()
@@ -486,7 +642,6 @@ async fn schedule(
         ProgressDrawTarget::hidden()
     });
     let jobs = opts.jobs.max(1);
-    let n = pipeline.stages.len();
     // One line over the per-stage spinners: stages settled out of those selected, and an
     // ETA from the pace so far.
     let overall = mp.add(ProgressBar::new(selected.len() as u64));
@@ -496,173 +651,110 @@ async fn schedule(
         overall.set_style(style);
     }
     overall.set_prefix(pipeline.name.clone());
-    let mut status: Vec<Status> = vec![Status::Pending; n];
-    let mut reports: Vec<StageReport> = pipeline
-        .stages
-        .iter()
-        .map(|s| StageReport {
-            name: s.name.clone(),
-            key: None,
-            outcome: Outcome::NotSelected,
-            reasons: vec![],
-        })
-        .collect();
-    let mut known = Known::new();
+    let mut state = RunState::new(pipeline, selected);
     let mut running = tokio::task::JoinSet::new();
-    let mut bars: HashMap<usize, Progress> = HashMap::new();
 
     loop {
-        // Decide every stage whose inputs are all known, in stable order.
-        let mut progressed = true;
-        while progressed {
-            progressed = false;
-            for &i in &pipeline.order {
-                if !selected.contains(&i) || !matches!(status[i], Status::Pending) {
-                    continue;
-                }
-                let ups = pipeline.dag.upstream(i);
-                if let Some(&bad) = ups
-                    .iter()
-                    .find(|&&u| matches!(status[u], Status::Failed | Status::Skipped))
-                {
-                    status[i] = Status::Skipped;
-                    let because = match status[bad] {
-                        Status::Failed => {
-                            format!("upstream `{}` failed", pipeline.stages[bad].name)
-                        }
-                        _ => format!("upstream `{}` was skipped", pipeline.stages[bad].name),
-                    };
-                    reports[i].outcome = Outcome::Skipped { because };
-                    overall.inc(1);
-                    progressed = true;
-                    continue;
-                }
-                if !ups.iter().all(|&u| matches!(status[u], Status::Done(..)))
-                    || running.len() >= jobs
-                {
-                    continue;
-                }
-                let st = &pipeline.stages[i];
-                let decided = plan::resolve(&store, st, &known, true).and_then(|r| {
-                    let resolved =
-                        r.map_err(|_| anyhow!("inputs of `{}` are not ready", st.name))?;
-                    plan::decide(
-                        &store,
-                        st,
-                        resolved,
-                        previous.get(&st.name),
-                        opts.force.contains(&st.name),
-                    )
-                });
-                progressed = true;
-                match decided {
-                    Err(e) => {
-                        status[i] = Status::Failed;
-                        reports[i].outcome = Outcome::Failed {
-                            error: format!("{e:#}"),
-                        };
-                        overall.inc(1);
-                    }
-                    Ok(Decision::Fresh(rec)) => {
-                        overall.inc(1);
-                        tracing::debug!("`{}` is fresh (key {})", st.name, rec.key.short());
-                        known.insert(st.name.clone(), rec.outputs.clone());
-                        reports[i].key = Some(rec.key);
-                        reports[i].outcome = Outcome::Fresh;
-                        status[i] = Status::Done(rec.outputs.clone(), rec.key);
-                    }
-                    Ok(Decision::Run { resolved, reasons }) => {
-                        tracing::info!(
-                            "running `{}`: {}",
-                            st.name,
-                            reasons
-                                .iter()
-                                .map(|r| r.to_string())
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        );
-                        reports[i].key = Some(resolved.key);
-                        reports[i].reasons = reasons;
-                        let bar = mp.add(ProgressBar::new_spinner());
-                        bar.set_prefix(st.name.clone());
-                        let progress = Progress::from_bar(bar);
-                        bars.insert(i, progress.clone());
-                        let job = Job {
-                            stage: st.clone(),
-                            pipeline_name: pipeline.name.clone(),
-                            pipeline_dir: pipeline.dir.clone(),
-                            backend: pipeline.backend.clone(),
-                            resolved,
-                        };
-                        let store = store.clone();
-                        let started = Instant::now();
-                        running.spawn_blocking(move || {
-                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                execute(&store, job, progress)
-                            }))
-                            .unwrap_or_else(|p| {
-                                Err(anyhow!("the stage panicked: {}", panic_message(&p)))
-                            });
-                            (i, started, r)
-                        });
-                        status[i] = Status::Running;
-                    }
-                }
+        overall.inc(state.skip_blocked(pipeline) as u64);
+        for i in state.ready(pipeline) {
+            if running.len() >= jobs {
+                break;
             }
+            state.dispatch(i);
+            let known = state.known_for(pipeline, i);
+            let (planner, store, mp) = (planner.clone(), store.clone(), mp.clone());
+            let job = (
+                pipeline.stages[i].clone(),
+                pipeline.name.clone(),
+                pipeline.dir.clone(),
+                pipeline.backend.clone(),
+            );
+            running.spawn_blocking(move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    settle(i, &planner, &store, &mp, known, job)
+                }))
+                .unwrap_or_else(|p| Settled {
+                    stage: i,
+                    verdict: Err(anyhow!("the stage panicked: {}", panic_message(&p))),
+                    ran: None,
+                })
+            });
         }
         let Some(joined) = running.join_next().await else {
             break;
         };
-        let (i, started, result) = joined.context("a stage's thread was lost")?;
+        let settled = joined.context("a stage's thread was lost")?;
         overall.inc(1);
-        if let Some(b) = bars.remove(&i) {
-            b.finish();
-        }
-        match result {
-            Ok(rec) => {
-                known.insert(pipeline.stages[i].name.clone(), rec.outputs.clone());
-                reports[i].outcome = Outcome::Ran {
-                    seconds: started.elapsed().as_secs_f64(),
-                };
-                status[i] = Status::Done(rec.outputs, rec.key);
-            }
-            Err(e) => {
-                status[i] = Status::Failed;
-                reports[i].outcome = Outcome::Failed {
-                    error: format!("{e:#}"),
-                };
-            }
+        state.decide(settled.stage, &settled.verdict);
+        if let Some((result, seconds)) = settled.ran {
+            state.finish(settled.stage, result, seconds);
         }
     }
-
     overall.finish_and_clear();
-    // The lock names every stage that is complete now; stages not run this time keep their
-    // previous entries so a `--target` run does not forget the rest.
-    let mut lock = LockFile {
-        version: 1,
-        pipeline: pipeline.name.clone(),
-        stages: BTreeMap::new(),
-    };
-    for (i, st) in pipeline.stages.iter().enumerate() {
-        match &status[i] {
-            Status::Done(outs, key) => {
-                lock.stages.insert(st.name.clone(), locked(st, outs, *key));
-            }
-            _ => {
-                if let Some(old) = old_lock.as_ref().and_then(|l| l.stages.get(&st.name)) {
-                    lock.stages.insert(st.name.clone(), old.clone());
-                }
-            }
-        }
-    }
+    let lock = state.lock(pipeline, old_lock.as_ref());
     lock.write(&lock_path)?;
     write_run_ref(&store, &pipeline.path, &lock_path, &lock)?;
     store.register_root(&lock_path)?;
     Ok(RunReport {
         pipeline: pipeline.name.clone(),
-        stages: reports,
+        stages: state.reports,
         seconds: clock.elapsed().as_secs_f64(),
     })
+}
+
+/// On the blocking pool: decide a stage (hashing and importing its file inputs) and, if
+/// it is stale, run it.
+fn settle(
+    i: usize,
+    planner: &plan::Planner,
+    store: &Store,
+    mp: &MultiProgress,
+    known: Known,
+    (stage, pipeline_name, pipeline_dir, backend): (Stage, String, PathBuf, String),
+) -> Settled {
+    let verdict = planner
+        .judge(store, &stage, &known, true)
+        .and_then(|v| match v {
+            plan::Verdict::Decided(d) => Ok(d),
+            plan::Verdict::Waiting(_) => Err(anyhow!("inputs of `{}` are not ready", stage.name)),
+        });
+    let Ok(Decision::Run { resolved, reasons }) = &verdict else {
+        if let Ok(Decision::Fresh(rec)) = &verdict {
+            tracing::debug!("`{}` is fresh (key {})", stage.name, rec.key.short());
+        }
+        return Settled {
+            stage: i,
+            verdict,
+            ran: None,
+        };
+    };
+    tracing::info!(
+        "running `{}`: {}",
+        stage.name,
+        reasons
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let bar = mp.add(ProgressBar::new_spinner());
+    bar.set_prefix(stage.name.clone());
+    let progress = Progress::from_bar(bar);
+    let started = Instant::now();
+    let job = Job {
+        stage,
+        pipeline_name,
+        pipeline_dir,
+        backend,
+        resolved: resolved.clone(),
+    };
+    let result = execute(store, job, progress.clone());
+    progress.finish();
+    Settled {
+        stage: i,
+        verdict,
+        ran: Some((result, started.elapsed().as_secs_f64())),
+    }
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -672,3 +764,96 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    fn diamond() -> Pipeline {
+        let src = r#"
+[stages.a]
+kind = "command"
+outputs = ["o"]
+run = "true"
+
+[stages.b]
+kind = "command"
+inputs = { x = "a.o" }
+outputs = ["o"]
+run = "true"
+
+[stages.c]
+kind = "command"
+inputs = { x = "a.o" }
+outputs = ["o"]
+run = "true"
+
+[stages.d]
+kind = "command"
+inputs = { x = "b.o", y = "c.o" }
+outputs = ["o"]
+run = "true"
+"#;
+        Pipeline::parse(std::path::Path::new("p.toml"), src, &Registry::builtin()).unwrap()
+    }
+
+    fn idx(p: &Pipeline, n: &str) -> usize {
+        p.stage_index(n).unwrap()
+    }
+
+    fn done(outs: &str) -> anyhow::Result<Record> {
+        Err(anyhow!("{outs}"))
+    }
+
+    #[test]
+    fn only_stages_with_known_inputs_are_ready_and_a_failure_skips_exactly_its_descendants() {
+        let p = diamond();
+        let mut st = RunState::new(&p, (0..4).collect());
+        assert_eq!(st.ready(&p), vec![idx(&p, "a")]);
+        st.dispatch(idx(&p, "a"));
+        assert!(st.ready(&p).is_empty(), "a dispatched stage is not ready again");
+        // `a` fails: b, c and d are skipped, each naming the stage that blocked it.
+        st.finish(idx(&p, "a"), done("boom"), 0.1);
+        assert_eq!(st.skip_blocked(&p), 3);
+        assert!(matches!(
+            &st.reports[idx(&p, "d")].outcome,
+            Outcome::Skipped { because } if because.contains("was skipped")
+        ));
+        assert!(matches!(
+            &st.reports[idx(&p, "b")].outcome,
+            Outcome::Skipped { because } if because == "upstream `a` failed"
+        ));
+        assert!(st.ready(&p).is_empty());
+        assert_eq!(st.skip_blocked(&p), 0, "a fixed point");
+    }
+
+    #[test]
+    fn a_failed_sibling_does_not_stop_the_other_branch() {
+        let p = diamond();
+        let mut st = RunState::new(&p, (0..4).collect());
+        let a = idx(&p, "a");
+        st.status[a] = Status::Done(BTreeMap::new(), Digest([0; 32]));
+        let ready = st.ready(&p);
+        assert_eq!(ready, vec![idx(&p, "b"), idx(&p, "c")]);
+        st.dispatch(idx(&p, "b"));
+        st.dispatch(idx(&p, "c"));
+        st.finish(idx(&p, "b"), done("b broke"), 0.0);
+        st.skip_blocked(&p);
+        assert!(matches!(st.status[idx(&p, "c")], Status::Dispatched), "c keeps running");
+        assert!(matches!(st.status[idx(&p, "d")], Status::Skipped));
+        // The lock keeps only what is complete (plus old entries, none here).
+        let lock = st.lock(&p, None);
+        assert_eq!(lock.stages.keys().collect::<Vec<_>>(), vec!["a"]);
+    }
+
+    #[test]
+    fn unselected_stages_are_never_ready() {
+        let p = diamond();
+        let st = RunState::new(&p, [idx(&p, "a")].into_iter().collect());
+        assert_eq!(st.ready(&p), vec![idx(&p, "a")]);
+        let mut st = RunState::new(&p, BTreeSet::new());
+        assert!(st.ready(&p).is_empty());
+        assert_eq!(st.skip_blocked(&p), 0);
+    }
+}

@@ -153,7 +153,7 @@ pub fn render_graph(pipeline: &Pipeline, plan: &Plan, mermaid: bool) -> String {
         plan.stages
             .iter()
             .find(|s| s.name == name)
-            .map(|s| s.state)
+            .map(|s| s.state.as_str())
             .unwrap_or("?")
     };
     let mut out = String::new();

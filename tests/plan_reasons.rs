@@ -56,7 +56,7 @@ fn plan_shows_old_and_new_learning_rate() {
     let p = hhi::Pipeline::load(&pfile, &reg).unwrap();
     let plan = hhi::plan::plan(&store, &p, &[]).unwrap();
     let fit = &plan.stages[0];
-    assert_eq!(fit.state, "run");
+    assert_eq!(fit.state, hhi::plan::PlanState::Run);
     assert_eq!(fit.reasons.len(), 1);
     assert_eq!(fit.reasons[0].to_string(), "param `lr` 1e-5 → 2e-5");
     assert_eq!(
