@@ -85,6 +85,7 @@ impl Registry {
         let mut r = Self::empty();
         r.register(crate::stages::files::Files);
         r.register(crate::stages::command::Command);
+        crate::stages::register_method(&mut r);
         r
     }
 
