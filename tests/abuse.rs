@@ -339,3 +339,31 @@ fn kill_9_during_gc_never_leaves_a_partial_object() {
     assert!(files_under(&p.store().join("tmp")).is_empty());
     assert!(files_under(&p.store().join("objects")).is_empty());
 }
+
+#[test]
+fn a_full_disk_is_named_in_the_failure() {
+    // A 256 KiB tmpfs as the store, mounted in a private mount (and, for non-root users, user)
+    // namespace so the test needs no privileges: the command fills it, its log cannot be
+    // written, and the failure must still say why.
+    let p = Project::new();
+    p.write(
+        "p.toml",
+        "[stages.big]\nkind = \"command\"\noutputs = [\"o\"]\nrun = 'head -c 1000000 /dev/zero > \"$HHI_OUT_o\"'\n",
+    );
+    let script = format!(
+        "mkdir -p store && mount -t tmpfs -o size=256k tmpfs store && exec {} --store store run p.toml --json",
+        hhi_bin().display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .current_dir(p.dir.path())
+        .output()
+        .expect("unshare (util-linux) runs");
+    let report = text(&out.stdout);
+    assert!(!out.status.success(), "{report}\n{}", text(&out.stderr));
+    assert!(
+        report.contains("no space left on device") || report.contains("No space left on device"),
+        "the failure names the full disk:\n{report}\n{}",
+        text(&out.stderr)
+    );
+}
