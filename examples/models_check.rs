@@ -94,7 +94,7 @@ fn parity<B: AutodiffBackend>(fx: &Path, dev: &B::Device) -> anyhow::Result<Valu
             ..Default::default()
         },
         dev,
-    );
+    )?;
     out.insert("gpt2_greedy_equal".into(), json!(got == want));
     let e = expected(fx, "gpt_neo");
     let neo = GptNeo::<B::InnerBackend>::load(&fx.join("gpt_neo"), dev)?.0;
@@ -168,7 +168,7 @@ fn bench_generate<B: Backend>(dev: &B::Device) -> anyhow::Result<f64> {
             ..Default::default()
         },
         dev,
-    );
+    )?;
     let t = Instant::now();
     sample(
         &infer,
@@ -178,7 +178,7 @@ fn bench_generate<B: Backend>(dev: &B::Device) -> anyhow::Result<f64> {
             ..Default::default()
         },
         dev,
-    );
+    )?;
     Ok(32.0 / t.elapsed().as_secs_f64())
 }
 
