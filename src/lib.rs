@@ -25,6 +25,7 @@ pub mod show;
 pub mod stages;
 pub mod store;
 pub mod text;
+pub mod toy;
 pub mod types;
 pub mod vision;
 

@@ -46,6 +46,11 @@ artifact_types! {
     Predictions => "top-k beam predictions per image, with scores",
     Metrics => "evaluation metrics as JSON",
     Report => "a human-readable report",
+    Dataset => "a dataset folder in its original layout (e.g. a Who's Waldo tree)",
+    Table => "benchmark items: a folder with items.jsonl (id, source, label, caption, image) and images/",
+    Truth => "hidden ground truth of the toy world; read only by evaluation and diagnostics",
+    Curve => "a training curve: JSONL of step, loss, lr",
+    Stats => "summary statistics as one JSON object (funnels, acceptance rates, diagnostics)",
 }
 
 impl ArtifactType {

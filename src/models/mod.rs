@@ -7,6 +7,7 @@ pub mod clip;
 pub mod generate;
 pub mod gpt2;
 pub mod gpt_neo;
+pub mod init;
 pub mod nn;
 pub mod t5;
 pub mod train;

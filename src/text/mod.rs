@@ -1,3 +1,12 @@
-//! Text handling: tokenizers (and, with the method's stages, name masking and rules).
+//! Text handling: tokenizers, and the method's text rules: name lists and masking, a verb
+//! lexicon, the stage-1 caption extractor, the acceptance filters of stages 2–4 and the
+//! pseudo-label post-processing of stage 7 (pure functions over strings).
 
+pub mod captions;
+pub mod extract;
+pub mod filters;
+pub mod labels;
+pub mod lexicon;
+pub mod names;
+pub mod ner;
 pub mod tokenizer;
