@@ -6,7 +6,7 @@
 //! cargo run --example custom_stage -- stages     # lists `word_count` beside the built-ins
 //! ```
 
-use hhi::{ArtifactType, ParamSpec, PortSpec, Registry, StageContext, StageKind};
+use hhi::{ArtifactType, ParamSpec, PortSpec, StageContext, StageKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -78,7 +78,7 @@ impl StageKind for WordCount {
 }
 
 fn main() -> std::process::ExitCode {
-    let mut registry = Registry::builtin();
+    let mut registry = hhi::stages::builtin();
     registry.register(WordCount);
     hhi::cli::main(registry)
 }

@@ -9,11 +9,11 @@
 //! killed gc never leaves a half-deleted object under its digest.
 
 use crate::lockfile::LockFile;
-use crate::store::runs::run_refs;
 use crate::store::Store;
 use crate::store::fsutil::disk_size;
 use crate::store::hash::Digest;
 use crate::store::lock::StoreLock;
+use crate::store::runs::run_refs;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    hhi::cli::main(hhi::Registry::builtin())
+    hhi::cli::main(hhi::stages::builtin())
 }

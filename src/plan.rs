@@ -103,10 +103,20 @@ impl fmt::Display for Reason {
             Reason::Param { name, .. } => write!(f, "param `{name}` changed"),
             Reason::Seed { old, new } => write!(f, "seed {old} → {new}"),
             Reason::File { path, old, new, .. } => {
-                write!(f, "file `{path}` changed ({} → {})", old.short(), new.short())
+                write!(
+                    f,
+                    "file `{path}` changed ({} → {})",
+                    old.short(),
+                    new.short()
+                )
             }
             Reason::Input { from, old, new, .. } => {
-                write!(f, "input `{from}` changed ({} → {})", old.short(), new.short())
+                write!(
+                    f,
+                    "input `{from}` changed ({} → {})",
+                    old.short(),
+                    new.short()
+                )
             }
             Reason::InputAdded { port, from } => write!(f, "input `{port}` added (from {from})"),
             Reason::InputRemoved { port, from } => {

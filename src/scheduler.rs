@@ -208,32 +208,34 @@ pub fn execute(store: &Store, job: Job, progress: Progress) -> anyhow::Result<Re
         .and_then(|()| stage.kind.run(&mut ctx))
         .and_then(|()| check_inputs(store, &resolved.inputs, InputCheck::After))
         .and_then(|()| {
-        let mut published = BTreeMap::new();
-        for spec in &stage.signature.outputs {
-            let path = &outputs[&spec.name];
-            if std::fs::symlink_metadata(path).is_err() {
-                return Err(anyhow!(
-                    "the stage did not write its output `{}`",
-                    spec.name
-                ));
+            let mut published = BTreeMap::new();
+            for spec in &stage.signature.outputs {
+                let path = &outputs[&spec.name];
+                if std::fs::symlink_metadata(path).is_err() {
+                    return Err(anyhow!(
+                        "the stage did not write its output `{}`",
+                        spec.name
+                    ));
+                }
+                let h = store
+                    .publish(path)
+                    .with_context(|| format!("publishing output `{}`", spec.name))?;
+                published.insert(
+                    spec.name.clone(),
+                    OutputRecord {
+                        digest: h.digest,
+                        size: h.size,
+                        object: h.kind,
+                        ty: spec.ty,
+                    },
+                );
             }
-            let h = store
-                .publish(path)
-                .with_context(|| format!("publishing output `{}`", spec.name))?;
-            published.insert(
-                spec.name.clone(),
-                OutputRecord {
-                    digest: h.digest,
-                    size: h.size,
-                    object: h.kind,
-                    ty: spec.ty,
-                },
-            );
-        }
-        // Objects durable before the record that names them: one syncfs for all of them.
-        store.sync().context("flushing the stage's outputs to disk")?;
-        Ok(published)
-    });
+            // Objects durable before the record that names them: one syncfs for all of them.
+            store
+                .sync()
+                .context("flushing the stage's outputs to disk")?;
+            Ok(published)
+        });
     let outputs = match result {
         Ok(o) => o,
         Err(e) => {
@@ -399,7 +401,10 @@ fn run_read_only(
         };
         match rec {
             Some(rec) => {
-                lock.stages.insert(name.clone(), locked(&pipeline.stages[i], &rec.outputs, rec.key));
+                lock.stages.insert(
+                    name.clone(),
+                    locked(&pipeline.stages[i], &rec.outputs, rec.key),
+                );
                 stages.push(StageReport {
                     name,
                     key: Some(rec.key),
@@ -764,11 +769,9 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Registry;
 
     fn diamond() -> Pipeline {
         let src = r#"
@@ -795,7 +798,12 @@ inputs = { x = "b.o", y = "c.o" }
 outputs = ["o"]
 run = "true"
 "#;
-        Pipeline::parse(std::path::Path::new("p.toml"), src, &Registry::builtin()).unwrap()
+        Pipeline::parse(
+            std::path::Path::new("p.toml"),
+            src,
+            &crate::stages::builtin(),
+        )
+        .unwrap()
     }
 
     fn idx(p: &Pipeline, n: &str) -> usize {
@@ -812,7 +820,10 @@ run = "true"
         let mut st = RunState::new(&p, (0..4).collect());
         assert_eq!(st.ready(&p), vec![idx(&p, "a")]);
         st.dispatch(idx(&p, "a"));
-        assert!(st.ready(&p).is_empty(), "a dispatched stage is not ready again");
+        assert!(
+            st.ready(&p).is_empty(),
+            "a dispatched stage is not ready again"
+        );
         // `a` fails: b, c and d are skipped, each naming the stage that blocked it.
         st.finish(idx(&p, "a"), done("boom"), 0.1);
         assert_eq!(st.skip_blocked(&p), 3);
@@ -840,7 +851,10 @@ run = "true"
         st.dispatch(idx(&p, "c"));
         st.finish(idx(&p, "b"), done("b broke"), 0.0);
         st.skip_blocked(&p);
-        assert!(matches!(st.status[idx(&p, "c")], Status::Dispatched), "c keeps running");
+        assert!(
+            matches!(st.status[idx(&p, "c")], Status::Dispatched),
+            "c keeps running"
+        );
         assert!(matches!(st.status[idx(&p, "d")], Status::Skipped));
         // The lock keeps only what is complete (plus old entries, none here).
         let lock = st.lock(&p, None);

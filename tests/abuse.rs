@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use hhi::scheduler::{RunOptions, run};
-use hhi::{ArtifactType, PortSpec, Registry, StageContext, StageKind, Store};
+use hhi::{ArtifactType, PortSpec, StageContext, StageKind, Store};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -20,7 +20,11 @@ fn assert_objects_intact(store: &Path) {
                 obj.file_name().to_string_lossy()
             );
             let h = hhi::store::hash::hash_path(&obj.path()).unwrap();
-            assert_eq!(h.digest.hex(), name, "object {name} does not hold its digest");
+            assert_eq!(
+                h.digest.hex(),
+                name,
+                "object {name} does not hold its digest"
+            );
         }
     }
 }
@@ -130,7 +134,7 @@ impl StageKind for Appender {
 #[test]
 fn a_library_stage_that_changes_its_input_fails_naming_it_and_the_object_is_restored() {
     let dir = tempfile::tempdir().unwrap();
-    let mut reg = Registry::builtin();
+    let mut reg = hhi::stages::builtin();
     reg.register(Appender);
     let pfile = dir.path().join("p.toml");
     std::fs::write(dir.path().join("in.txt"), "original\n").unwrap();
@@ -143,7 +147,10 @@ fn a_library_stage_that_changes_its_input_fails_naming_it_and_the_object_is_rest
     let store = Arc::new(Store::open(&dir.path().join("store")));
     let report = run(&p, store.clone(), &RunOptions::default()).unwrap();
     let err = format!("{:?}", report.outcome("bad"));
-    assert!(err.contains("changed its input") && err.contains("input `t`"), "{err}");
+    assert!(
+        err.contains("changed its input") && err.contains("input `t`"),
+        "{err}"
+    );
     assert!(
         store.records().iter().all(|r| r.stage != "bad"),
         "no record for the tampering stage"
@@ -153,7 +160,11 @@ fn a_library_stage_that_changes_its_input_fails_naming_it_and_the_object_is_rest
     // The next run brings the damaged object back (here by re-importing the file).
     let report = run(&p, store.clone(), &RunOptions::default()).unwrap();
     assert!(report.success(), "{}", report.render());
-    let rec = store.records().into_iter().find(|r| r.stage == "src").unwrap();
+    let rec = store
+        .records()
+        .into_iter()
+        .find(|r| r.stage == "src")
+        .unwrap();
     let obj = store.object_path(&rec.outputs["out"].digest);
     assert_eq!(std::fs::read_to_string(obj).unwrap(), "original\n");
 }
@@ -193,7 +204,10 @@ run = 'mkdir -p "$HHI_OUT_dir/deep" && cp -r "$HHI_IN_d" "$HHI_OUT_dir/deep/copy
 #[test]
 fn gc_keeps_what_any_existing_lock_file_names() {
     let p = Project::new();
-    p.write("a.toml", "[stages.a]\nkind = \"command\"\noutputs = [\"o\"]\nrun = 'echo a > \"$HHI_OUT_o\"'\n");
+    p.write(
+        "a.toml",
+        "[stages.a]\nkind = \"command\"\noutputs = [\"o\"]\nrun = 'echo a > \"$HHI_OUT_o\"'\n",
+    );
     p.run("a.toml");
     for i in 0..7 {
         p.write(
@@ -219,20 +233,31 @@ fn a_truncated_record_is_reported_and_treated_as_absent() {
     p.run("pipelines/diamond.toml");
     let rec: serde_json::Value = serde_json::from_str(&p.ok(&["show", "count", "--json"])).unwrap();
     let key = rec["key"].as_str().unwrap();
-    let path = p.store().join("records").join(&key[..2]).join(format!("{}.json", &key[2..]));
+    let path = p
+        .store()
+        .join("records")
+        .join(&key[..2])
+        .join(format!("{}.json", &key[2..]));
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
 
     let plan = p.hhi(&["plan", "pipelines/diamond.toml", "--json"]);
     assert!(plan.status.success(), "{}", text(&plan.stderr));
-    assert!(text(&plan.stderr).contains("unreadable"), "{}", text(&plan.stderr));
+    assert!(
+        text(&plan.stderr).contains("unreadable"),
+        "{}",
+        text(&plan.stderr)
+    );
     let audit = p.hhi(&["audit", "pipelines/diamond.toml"]);
     assert!(!audit.status.success(), "audit reports the broken record");
     let o = p.run("pipelines/diamond.toml");
     assert_eq!(o["count"], "ran");
     assert_eq!(o["join"], "fresh", "same bytes again: early cutoff");
     p.ok(&["run", "pipelines/diamond.toml", "--force", "count"]);
-    assert!(p.ok(&["audit", "pipelines/diamond.toml"]).contains("no problems"));
+    assert!(
+        p.ok(&["audit", "pipelines/diamond.toml"])
+            .contains("no problems")
+    );
 }
 
 #[test]
@@ -266,7 +291,10 @@ run = 'head -c 300000000 /dev/zero | tr "\0" "a"; echo; echo "last words"; exit 
 #[test]
 fn logs_of_failed_stages_are_collected_with_their_work_folder() {
     let p = Project::new();
-    p.write("p.toml", "[stages.f]\nkind = \"command\"\noutputs = [\"o\"]\nrun = 'echo oops; exit 1'\n");
+    p.write(
+        "p.toml",
+        "[stages.f]\nkind = \"command\"\noutputs = [\"o\"]\nrun = 'echo oops; exit 1'\n",
+    );
     p.hhi(&["run", "p.toml"]);
     assert_eq!(files_under(&p.store().join("logs")).len(), 1);
     // The work folder (and so the log) is kept while a rerun might resume; once it is gone,
@@ -301,13 +329,19 @@ fn an_all_fresh_run_works_on_a_read_only_store() {
         let out = p.hhi(&["run", "pipelines/diamond.toml"]);
         set_mode_tree(&p.store(), true);
         assert!(!out.status.success());
-        assert!(text(&out.stderr).contains("read-only"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("read-only"),
+            "{}",
+            text(&out.stderr)
+        );
     }
 }
 
 fn set_mode_tree(root: &Path, writable: bool) {
     // Only the store's top folders: enough to make it unwritable.
-    for d in ["", "objects", "records", "runs", "roots", "tmp", "work", "logs"] {
+    for d in [
+        "", "objects", "records", "runs", "roots", "tmp", "work", "logs",
+    ] {
         let p = root.join(d);
         if p.exists() {
             let mode = if writable { 0o755 } else { 0o555 };

@@ -1,7 +1,7 @@
 //! The checkpoint API of the stage context, through the library: a stage that dies after
 //! saving a checkpoint resumes from it when the same key runs again.
 use hhi::scheduler::{RunOptions, run};
-use hhi::{ArtifactType, ParamSpec, PortSpec, Registry, StageContext, StageKind, Store};
+use hhi::{ArtifactType, ParamSpec, PortSpec, StageContext, StageKind, Store};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,7 +44,7 @@ impl StageKind for Steps {
 #[test]
 fn a_failed_stage_resumes_from_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let mut reg = Registry::builtin();
+    let mut reg = hhi::stages::builtin();
     reg.register(Steps);
     let pfile = dir.path().join("p.toml");
     std::fs::write(&pfile, "[stages.s]\nkind = \"steps\"\nn = 10\n").unwrap();

@@ -134,7 +134,11 @@ fn processes_with_env(entry: &str) -> Vec<String> {
         }
         if env.split(|&b| b == 0).any(|kv| kv == entry.as_bytes()) {
             let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-            out.push(format!("{} {}", e.file_name().to_string_lossy(), comm.trim()));
+            out.push(format!(
+                "{} {}",
+                e.file_name().to_string_lossy(),
+                comm.trim()
+            ));
         }
     }
     out

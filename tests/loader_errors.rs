@@ -56,7 +56,7 @@ impl StageKind for Summarize {
 }
 
 fn registry() -> Registry {
-    let mut r = Registry::builtin();
+    let mut r = hhi::stages::builtin();
     r.register(MakeCaptions).register(Summarize);
     r
 }

@@ -179,22 +179,3 @@ fn toy_world_reads_back_through_the_importers_and_gives_seeds() {
         "{stats}"
     );
 }
-
-/// `cargo test --release --test method_rules -- --ignored --nocapture`: the default sizes,
-/// with each stage's wall time and the seed yield.
-#[test]
-#[ignore]
-fn default_sizes_timing_and_seed_yield() {
-    let dir = tempfile::tempdir().unwrap();
-    // HHI_KEEP=folder keeps the outputs there for a look.
-    let dir = match std::env::var_os("HHI_KEEP") {
-        Some(p) => PathBuf::from(p),
-        None => dir.path().to_path_buf(),
-    };
-    let stats = chain(&dir, &[]);
-    eprintln!("{}", serde_json::to_string(&stats).unwrap());
-    let report = std::fs::read_to_string(dir.join("toy.log")).unwrap();
-    for l in report.lines().filter(|l| l.contains("news_")) {
-        eprintln!("{}", l.trim());
-    }
-}

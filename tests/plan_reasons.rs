@@ -2,7 +2,7 @@
 //! library with a typed stage kind.
 mod common;
 use hhi::scheduler::{RunOptions, run};
-use hhi::{ArtifactType, ParamSpec, PortSpec, Registry, StageContext, StageKind, Store};
+use hhi::{ArtifactType, ParamSpec, PortSpec, StageContext, StageKind, Store};
 use std::sync::Arc;
 
 struct Train;
@@ -31,7 +31,7 @@ impl StageKind for Train {
 #[test]
 fn plan_shows_old_and_new_learning_rate() {
     let dir = tempfile::tempdir().unwrap();
-    let mut reg = Registry::builtin();
+    let mut reg = hhi::stages::builtin();
     reg.register(Train);
     let pfile = dir.path().join("p.toml");
     let store = Arc::new(Store::open(&dir.path().join("store")));
@@ -115,7 +115,10 @@ run = 'cat "$HHI_IN_a" > "$HHI_OUT_o"'
         let mut r = st["reasons"].clone();
         for x in r.as_array_mut().unwrap() {
             for k in ["old", "new", "digest"] {
-                if x.get(k).and_then(|d| d.as_str()).is_some_and(|d| d.len() == 64) {
+                if x.get(k)
+                    .and_then(|d| d.as_str())
+                    .is_some_and(|d| d.len() == 64)
+                {
                     x[k] = serde_json::Value::String(format!("<{k}>"));
                 }
             }
@@ -148,7 +151,9 @@ run = 'cat "$HHI_IN_a" > "$HHI_OUT_o"'
         p.write("in.txt", "two\n");
         assert_eq!(
             reasons(&p, "src", &[]),
-            norm(r#"[{"reason":"file","port":"path","path":"in.txt","old":"<old>","new":"<new>"}]"#)
+            norm(
+                r#"[{"reason":"file","port":"path","path":"in.txt","old":"<old>","new":"<new>"}]"#
+            )
         );
         assert_eq!(
             reasons(&p, "down", &[]),
@@ -172,27 +177,38 @@ run = 'cat "$HHI_IN_a" > "$HHI_OUT_o"'
 
         p.write(
             "p.toml",
-            &BASE.replace("'cat \"$HHI_IN_t\"", "'cat \"$HHI_IN_t\" \"$HHI_IN_x\"")
-                .replace("inputs = { t = \"src.out\" }", "inputs = { t = \"src.out\", x = \"src.out\" }"),
+            &BASE
+                .replace("'cat \"$HHI_IN_t\"", "'cat \"$HHI_IN_t\" \"$HHI_IN_x\"")
+                .replace(
+                    "inputs = { t = \"src.out\" }",
+                    "inputs = { t = \"src.out\", x = \"src.out\" }",
+                ),
         );
         let added = reasons(&p, "up", &[]);
         assert!(
-            added.contains(&norm(r#"{"reason":"input_added","port":"x","from":"src.out"}"#)),
+            added.contains(&norm(
+                r#"{"reason":"input_added","port":"x","from":"src.out"}"#
+            )),
             "{added}"
         );
         p.write("p.toml", BASE);
         p.write(
             "p.toml",
-            &BASE.replace("inputs = { a = \"up.o\" }", "inputs = {}").replace("cat \"$HHI_IN_a\"", "echo"),
+            &BASE
+                .replace("inputs = { a = \"up.o\" }", "inputs = {}")
+                .replace("cat \"$HHI_IN_a\"", "echo"),
         );
         let removed = reasons(&p, "down", &[]);
         assert!(
-            removed.contains(&norm(r#"{"reason":"input_removed","port":"a","from":"up.o"}"#)),
+            removed.contains(&norm(
+                r#"{"reason":"input_removed","port":"a","from":"up.o"}"#
+            )),
             "{removed}"
         );
         p.write("p.toml", BASE);
 
-        let rec: serde_json::Value = serde_json::from_str(&p.ok(&["show", "up", "--json"])).unwrap();
+        let rec: serde_json::Value =
+            serde_json::from_str(&p.ok(&["show", "up", "--json"])).unwrap();
         let d = rec["outputs"]["o"]["digest"].as_str().unwrap().to_string();
         let obj = p.store().join("objects").join(&d[..2]).join(&d[2..]);
         std::fs::remove_file(&obj).unwrap();

@@ -1,27 +1,27 @@
-//! Built-in stage kinds, one file each. Register a new one in `Registry::builtin`.
+//! Built-in stage kinds, one file each, listed in [`builtin`].
 
 pub mod command;
-pub mod files;
-pub mod reaper;
-pub mod io;
-pub mod toy_world;
-pub mod import_whos_waldo;
-pub mod train_tokenizer;
-pub mod train_lm;
-pub mod generate_interactions;
-pub mod synthesize_captions;
-pub mod filter_pairs;
-pub mod train_summarizer;
-pub mod pseudo_label;
-pub mod import_wenda;
-pub mod import_news;
-pub mod import_imsitu;
-pub mod extract_interactions;
-pub mod postprocess_labels;
 pub mod diagnose_labels;
+pub mod extract_interactions;
+pub mod files;
+pub mod filter_pairs;
+pub mod generate_interactions;
+pub mod import_imsitu;
+pub mod import_news;
+pub mod import_wenda;
+pub mod import_whos_waldo;
+pub mod io;
+pub mod postprocess_labels;
+pub mod pseudo_label;
+pub mod reaper;
+pub mod synthesize_captions;
+pub mod toy_world;
+pub mod train_lm;
+pub mod train_summarizer;
+pub mod train_tokenizer;
 
 /// The method's stage kinds (issue 11): the toy world, importers, the text stages and the
-/// model stages. Called by `Registry::builtin`.
+/// model stages. Part of [`builtin`].
 pub fn register_method(r: &mut crate::registry::Registry) {
     r.register(toy_world::ToyWorld);
     r.register(import_whos_waldo::ImportWhosWaldo);
@@ -38,4 +38,13 @@ pub fn register_method(r: &mut crate::registry::Registry) {
     r.register(filter_pairs::FilterPairs);
     r.register(train_summarizer::TrainSummarizer);
     r.register(pseudo_label::PseudoLabelKind);
+}
+
+/// A registry of every kind built into hhi: `files`, `command` and the method's kinds.
+pub fn builtin() -> crate::registry::Registry {
+    let mut r = crate::registry::Registry::empty();
+    r.register(files::Files);
+    r.register(command::Command);
+    register_method(&mut r);
+    r
 }

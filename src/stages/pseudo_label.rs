@@ -38,26 +38,56 @@ impl StageKind for PseudoLabelKind {
     fn params(&self) -> Vec<ParamSpec> {
         vec![
             ParamSpec::int("num_beams", 4, "beam width").range(1.0, 256.0),
-            ParamSpec::float("length_penalty", 2.0, "beam score = logprob / length^penalty")
-                .range(-100.0, 100.0),
-            ParamSpec::int("no_repeat_ngram", 3, "no n-gram of this size repeats (0: off)")
-                .range(0.0, 100.0),
-            ParamSpec::int("min_length", 1, "decoder length at least (start token counted)")
-                .range(0.0, 10_000.0),
-            ParamSpec::int("max_length", 20, "decoder length at most (start token counted)")
-                .range(2.0, 10_000.0),
-            ParamSpec::int("min_persons", 2, "captions with fewer detected persons are skipped")
-                .range(0.0, 1000.0),
+            ParamSpec::float(
+                "length_penalty",
+                2.0,
+                "beam score = logprob / length^penalty",
+            )
+            .range(-100.0, 100.0),
+            ParamSpec::int(
+                "no_repeat_ngram",
+                3,
+                "no n-gram of this size repeats (0: off)",
+            )
+            .range(0.0, 100.0),
+            ParamSpec::int(
+                "min_length",
+                1,
+                "decoder length at least (start token counted)",
+            )
+            .range(0.0, 10_000.0),
+            ParamSpec::int(
+                "max_length",
+                20,
+                "decoder length at most (start token counted)",
+            )
+            .range(2.0, 10_000.0),
+            ParamSpec::int(
+                "min_persons",
+                2,
+                "captions with fewer detected persons are skipped",
+            )
+            .range(0.0, 1000.0),
             ParamSpec::string("prefix", "summarize: ", "text put before each caption"),
-            ParamSpec::int("max_source", 1024, "source tokens kept").range(2.0, 1e6).unit("tokens"),
+            ParamSpec::int("max_source", 1024, "source tokens kept")
+                .range(2.0, 1e6)
+                .unit("tokens"),
             ParamSpec::int("batch", 32, "captions decoded together").range(1.0, 4096.0),
-            ParamSpec::int("checkpoint_every", 512, "captions between resumable checkpoints")
-                .range(1.0, 1e9),
+            ParamSpec::int(
+                "checkpoint_every",
+                512,
+                "captions between resumable checkpoints",
+            )
+            .range(1.0, 1e9),
         ]
     }
     fn inputs(&self) -> Vec<PortSpec> {
         vec![
-            PortSpec::new("model", ArtifactType::Summarizer, "the summarizer (stage 5)"),
+            PortSpec::new(
+                "model",
+                ArtifactType::Summarizer,
+                "the summarizer (stage 5)",
+            ),
             PortSpec::new(
                 "captions",
                 ArtifactType::Captions,

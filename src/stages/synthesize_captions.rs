@@ -39,6 +39,12 @@ impl StageKind for SynthesizeCaptions {
     fn params(&self) -> Vec<ParamSpec> {
         let mut p = sampling_params(0.7);
         p.push(ParamSpec::int("shots", 10, "examples in each prompt").range(0.0, 1000.0));
+        p.push(ParamSpec::list(
+            "name_pool",
+            &[],
+            "first names to fill the interactions with (empty: the built-in list of common \
+             first names, as the paper); the toy pipeline narrows it to names its small LM has seen",
+        ));
         p.push(ParamSpec::string(
             "split",
             "train",
@@ -82,16 +88,23 @@ impl StageKind for SynthesizeCaptions {
     }
 }
 
-/// `n` distinct random first names.
-fn random_names(rng: &mut ChaCha8Rng, n: usize) -> Vec<&'static str> {
-    rand::seq::index::sample(rng, FIRST_NAMES.len(), n.min(FIRST_NAMES.len()))
+/// `n` distinct random first names from `pool`.
+fn random_names<'a>(rng: &mut ChaCha8Rng, pool: &[&'a str], n: usize) -> Vec<&'a str> {
+    rand::seq::index::sample(rng, pool.len(), n.min(pool.len()))
         .iter()
-        .map(|i| FIRST_NAMES[i])
+        .map(|i| pool[i])
         .collect()
 }
 
 fn run_stage<B: Backend>(ctx: &mut StageContext) -> anyhow::Result<()> {
     let dev: B::Device = Default::default();
+    let custom: Vec<String> = ctx.params.list("name_pool").to_vec();
+    let pool: Vec<&str> = if custom.is_empty() {
+        FIRST_NAMES.to_vec()
+    } else {
+        custom.iter().map(String::as_str).collect()
+    };
+    anyhow::ensure!(pool.len() >= 2, "`name_pool` needs at least two names");
     let template = read_text(ctx.input("prompt")?)?;
     let Some(cut) = template.find("{caption}") else {
         anyhow::bail!("the prompt template has no `{{caption}}` placeholder");
@@ -150,8 +163,11 @@ fn run_stage<B: Backend>(ctx: &mut StageContext) -> anyhow::Result<()> {
             let mut prompt = String::new();
             for j in rand::seq::index::sample(&mut rng, shots.len(), k).iter() {
                 let (inter, cap) = &shots[j];
-                let n = cap.matches("[NAME]").count().max(inter.matches("[NAME]").count());
-                let names = random_names(&mut rng, n);
+                let n = cap
+                    .matches("[NAME]")
+                    .count()
+                    .max(inter.matches("[NAME]").count());
+                let names = random_names(&mut rng, &pool, n);
                 prompt.push_str(&render_caption_shot(
                     &template,
                     &fill_names(inter, &names),
@@ -159,7 +175,7 @@ fn run_stage<B: Backend>(ctx: &mut StageContext) -> anyhow::Result<()> {
                 ));
             }
             let inter = &wanted[rng.random_range(0..wanted.len())];
-            let names = random_names(&mut rng, inter.matches("[NAME]").count());
+            let names = random_names(&mut rng, &pool, inter.matches("[NAME]").count());
             let filled = fill_names(inter, &names);
             prompt.push_str(&query.replace("{interaction}", &filled));
             let used = names_used(inter, &names);

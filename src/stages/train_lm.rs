@@ -55,17 +55,27 @@ impl StageKind for TrainLm {
             ParamSpec::int("window", 256, "local attention window (scratch only)")
                 .range(1.0, 65536.0)
                 .unit("tokens"),
-            ParamSpec::int("seq_len", 256, "training block length").range(8.0, 65536.0).unit("tokens"),
+            ParamSpec::int("seq_len", 256, "training block length")
+                .range(8.0, 65536.0)
+                .unit("tokens"),
             ParamSpec::int("batch", 8, "blocks per step").range(1.0, 4096.0),
             ParamSpec::float("epochs", 1.0, "passes over the corpus").range(0.0, 1000.0),
-            ParamSpec::int("max_steps", 0, "stop after this many steps (0: no cap)").range(0.0, 1e9),
+            ParamSpec::int("max_steps", 0, "stop after this many steps (0: no cap)")
+                .range(0.0, 1e9),
             ParamSpec::float("lr", 1e-3, "peak learning rate").range(0.0, 1.0),
-            ParamSpec::int("warmup", 30, "linear warmup").range(0.0, 1e9).unit("steps"),
+            ParamSpec::int("warmup", 30, "linear warmup")
+                .range(0.0, 1e9)
+                .unit("steps"),
             ParamSpec::float("weight_decay", 0.01, "AdamW weight decay").range(0.0, 10.0),
             ParamSpec::float("clip", 1.0, "global gradient-norm clip (0: none)").range(0.0, 1e6),
-            ParamSpec::int("max_docs", 0, "use the first N documents only (0: all)").range(0.0, 1e12),
-            ParamSpec::int("checkpoint_every", 100, "steps between resumable checkpoints")
-                .range(1.0, 1e9),
+            ParamSpec::int("max_docs", 0, "use the first N documents only (0: all)")
+                .range(0.0, 1e12),
+            ParamSpec::int(
+                "checkpoint_every",
+                100,
+                "steps between resumable checkpoints",
+            )
+            .range(1.0, 1e9),
             optional_path(
                 "init",
                 "a GPT-Neo checkpoint folder to fine-tune (its config and tokenizer.json are used; the size parameters and the `tokenizer` input are then ignored)",
@@ -74,7 +84,11 @@ impl StageKind for TrainLm {
     }
     fn inputs(&self) -> Vec<PortSpec> {
         vec![
-            PortSpec::new("corpus", ArtifactType::Corpus, "training documents {id, text}"),
+            PortSpec::new(
+                "corpus",
+                ArtifactType::Corpus,
+                "training documents {id, text}",
+            ),
             PortSpec::new(
                 "tokenizer",
                 ArtifactType::Tokenizer,
@@ -141,14 +155,22 @@ fn blocks(docs: &[Doc], tok: &Tokenizer, seq_len: usize) -> anyhow::Result<Vec<V
 }
 
 /// The blocks of step `step`: sample `i` is block `perm_e[i mod n]` of epoch `e = i / n`.
-fn batch_at(seed: u64, n: usize, batch: usize, step: u64, perms: &mut Vec<Vec<usize>>) -> Vec<usize> {
+fn batch_at(
+    seed: u64,
+    n: usize,
+    batch: usize,
+    step: u64,
+    perms: &mut Vec<Vec<usize>>,
+) -> Vec<usize> {
     (0..batch)
         .map(|j| {
             let i = step as usize * batch + j;
             let e = i / n;
             while perms.len() <= e {
                 let mut p: Vec<usize> = (0..n).collect();
-                p.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ (perms.len() as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                p.shuffle(&mut ChaCha8Rng::seed_from_u64(
+                    seed ^ (perms.len() as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                ));
                 perms.push(p);
             }
             perms[e][i % n]
@@ -158,15 +180,18 @@ fn batch_at(seed: u64, n: usize, batch: usize, step: u64, perms: &mut Vec<Vec<us
 
 pub(crate) fn ids_tensor<B: Backend>(rows: &[&Vec<u32>], dev: &B::Device) -> Tensor<B, 2, Int> {
     let t = rows[0].len();
-    let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().map(|&x| x as i64)).collect();
+    let flat: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| r.iter().map(|&x| x as i64))
+        .collect();
     Tensor::from_data(TensorData::new(flat, [rows.len(), t]), dev)
 }
 
 fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
     let dev: AD::Device = Default::default();
     let (tok_path, config) = start(ctx)?;
-    let cfg: GptNeoConfig =
-        serde_json::from_slice(&config).context("the model's config.json is not a GPT-Neo config")?;
+    let cfg: GptNeoConfig = serde_json::from_slice(&config)
+        .context("the model's config.json is not a GPT-Neo config")?;
     let tok = Tokenizer::load(&tok_path)?;
     let p = ctx.params.clone();
     let seq_len = (p.int("seq_len") as usize).min(cfg.max_position_embeddings);
@@ -242,7 +267,8 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
     save_folder(&out, &config, &model.valid().export(), &tok_path)?;
     write_jsonl(ctx.output("curve")?, &curve)?;
     let tail = curve.len().saturating_sub(20);
-    let last: f64 = curve[tail..].iter().map(|c| c.loss).sum::<f64>() / (curve.len() - tail).max(1) as f64;
+    let last: f64 =
+        curve[tail..].iter().map(|c| c.loss).sum::<f64>() / (curve.len() - tail).max(1) as f64;
     ctx.figure("final_loss", last);
     ctx.figure("steps", total as f64);
     ctx.figure("blocks", data.len() as f64);

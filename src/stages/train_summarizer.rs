@@ -45,19 +45,31 @@ impl StageKind for TrainSummarizer {
         vec![
             ParamSpec::int("epochs", 3, "passes over the pairs").range(0.0, 10_000.0),
             ParamSpec::int("batch", 8, "pairs per step").range(1.0, 4096.0),
-            ParamSpec::float("lr", 5e-5, "AdamW learning rate, decayed linearly to 0").range(0.0, 1.0),
-            ParamSpec::int("warmup", 0, "linear warmup").range(0.0, 1e9).unit("steps"),
+            ParamSpec::float("lr", 5e-5, "AdamW learning rate, decayed linearly to 0")
+                .range(0.0, 1.0),
+            ParamSpec::int("warmup", 0, "linear warmup")
+                .range(0.0, 1e9)
+                .unit("steps"),
             ParamSpec::float("weight_decay", 0.0, "AdamW weight decay").range(0.0, 10.0),
             ParamSpec::float("clip", 1.0, "global gradient-norm clip (0: none)").range(0.0, 1e6),
-            ParamSpec::int("max_source", 1024, "source tokens kept").range(2.0, 1e6).unit("tokens"),
-            ParamSpec::int("max_target", 128, "target tokens kept").range(2.0, 1e6).unit("tokens"),
+            ParamSpec::int("max_source", 1024, "source tokens kept")
+                .range(2.0, 1e6)
+                .unit("tokens"),
+            ParamSpec::int("max_target", 128, "target tokens kept")
+                .range(2.0, 1e6)
+                .unit("tokens"),
             ParamSpec::string("prefix", "summarize: ", "text put before each caption"),
-            ParamSpec::int("layers", 2, "encoder and decoder blocks (scratch only)").range(1.0, 96.0),
+            ParamSpec::int("layers", 2, "encoder and decoder blocks (scratch only)")
+                .range(1.0, 96.0),
             ParamSpec::int("d_model", 128, "model width (scratch only)").range(8.0, 16384.0),
             ParamSpec::int("heads", 4, "attention heads (scratch only)").range(1.0, 256.0),
             ParamSpec::int("d_ff", 512, "feed-forward width (scratch only)").range(8.0, 65536.0),
-            ParamSpec::int("checkpoint_every", 100, "steps between resumable checkpoints")
-                .range(1.0, 1e9),
+            ParamSpec::int(
+                "checkpoint_every",
+                100,
+                "steps between resumable checkpoints",
+            )
+            .range(1.0, 1e9),
             optional_path(
                 "init",
                 "a T5 checkpoint folder to fine-tune (its config and tokenizer.json are used; the size parameters and the `tokenizer` input are then ignored)",
@@ -110,7 +122,10 @@ fn start(ctx: &StageContext) -> anyhow::Result<(PathBuf, Vec<u8>)> {
     let (eos, pad) = (id("<|endoftext|>")?, id("<pad>")?);
     let p = &ctx.params;
     let (d, heads) = (p.int("d_model") as usize, p.int("heads") as usize);
-    anyhow::ensure!(d % heads == 0, "d_model ({d}) must be a multiple of heads ({heads})");
+    anyhow::ensure!(
+        d % heads == 0,
+        "d_model ({d}) must be a multiple of heads ({heads})"
+    );
     let cfg = t5_config(
         tok.vocab_size(),
         p.int("layers") as usize,
@@ -159,7 +174,12 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
     for pair in &pairs {
         let Some(label) = &pair.label else { continue };
         data.push((
-            encode_eos(&tok, &format!("{prefix}{}", pair.caption), cfg.eos_token_id, max_s)?,
+            encode_eos(
+                &tok,
+                &format!("{prefix}{}", pair.caption),
+                cfg.eos_token_id,
+                max_s,
+            )?,
             encode_eos(&tok, label, cfg.eos_token_id, max_t)?,
         ));
     }

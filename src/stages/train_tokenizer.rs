@@ -4,12 +4,12 @@
 //! sequence) and `<pad>`, a newline is its own token and never part of a merge: stages 2
 //! and 3 stop generating at a newline, and a merged `\n\n` token would hide it.
 
+use super::io::{Doc, read_jsonl};
 use crate::context::StageContext;
 use crate::params::ParamSpec;
 use crate::registry::{PortSpec, StageKind};
 use crate::text::tokenizer::Tokenizer;
 use crate::types::ArtifactType;
-use super::io::{Doc, read_jsonl};
 
 /// The special tokens of a toy tokenizer, in id order.
 pub const SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<pad>", "\n"];
@@ -28,8 +28,12 @@ impl StageKind for TrainTokenizer {
     }
     fn params(&self) -> Vec<ParamSpec> {
         vec![
-            ParamSpec::int("vocab_size", 1500, "vocabulary size, special tokens included")
-                .range(300.0, 200_000.0),
+            ParamSpec::int(
+                "vocab_size",
+                1500,
+                "vocabulary size, special tokens included",
+            )
+            .range(300.0, 200_000.0),
             ParamSpec::int(
                 "max_docs",
                 0,
@@ -93,7 +97,11 @@ pub(crate) fn newline_token(tok: &Tokenizer) -> Option<u32> {
 }
 
 /// The text of generated tokens up to the first stop token (or newline inside a token).
-pub(crate) fn generated_line(tok: &Tokenizer, new: &[u32], stop: Option<u32>) -> anyhow::Result<String> {
+pub(crate) fn generated_line(
+    tok: &Tokenizer,
+    new: &[u32],
+    stop: Option<u32>,
+) -> anyhow::Result<String> {
     let end = new
         .iter()
         .position(|&t| Some(t) == stop)

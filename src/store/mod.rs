@@ -289,9 +289,10 @@ impl Store {
     pub fn register_root(&self, lock: &Path) -> anyhow::Result<()> {
         let lock = std::path::absolute(lock)?;
         let text = lock.to_string_lossy().into_owned();
-        let path = self
-            .roots_dir()
-            .join(format!("{}.json", Digest::of_bytes(text.as_bytes()).short()));
+        let path = self.roots_dir().join(format!(
+            "{}.json",
+            Digest::of_bytes(text.as_bytes()).short()
+        ));
         if fs::read(&path).ok().as_deref() == Some(serde_json::to_vec(&text)?.as_slice()) {
             return Ok(());
         }

@@ -20,7 +20,12 @@ pub struct RunRef {
 }
 
 /// Remembers what a run used, for `gc` (its roots) and `show STAGE`.
-pub fn write_run_ref(store: &Store, pipeline: &Path, lock_path: &Path, lock: &LockFile) -> anyhow::Result<()> {
+pub fn write_run_ref(
+    store: &Store,
+    pipeline: &Path,
+    lock_path: &Path,
+    lock: &LockFile,
+) -> anyhow::Result<()> {
     let r = RunRef {
         pipeline: std::path::absolute(pipeline)?,
         lock: std::path::absolute(lock_path)?,

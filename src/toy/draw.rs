@@ -340,42 +340,6 @@ mod tests {
         assert!(worst.0 >= 40, "types too alike: {worst:?}");
     }
 
-    /// Writes a contact sheet (canonical render, then random ones, per type) to
-    /// /tmp/sheet.rgb for eyeballing: `cargo test contact_sheet -- --ignored`.
-    #[test]
-    #[ignore]
-    fn contact_sheet() {
-        let (n, cols, s, per) = (INTERACTIONS.len(), 8usize, 64usize, 4usize);
-        let (w, h) = (cols * s, n.div_ceil(cols) * per * s);
-        let mut sheet = vec![0u8; w * h * 3];
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        for (k, it) in INTERACTIONS.iter().enumerate() {
-            for r in 0..per {
-                let img = if r == 0 {
-                    render_canonical(it.key, 64)
-                } else {
-                    render(
-                        Some(it.key),
-                        64,
-                        &mut rng,
-                        Nuisance {
-                            bystander: 0.3,
-                            occlusion: 0.1,
-                        },
-                    )
-                    .rgb
-                };
-                let (ox, oy) = ((k % cols) * s, ((k / cols) * per + r) * s);
-                for y in 0..s {
-                    let dst = ((oy + y) * w + ox) * 3;
-                    sheet[dst..dst + s * 3].copy_from_slice(&img[y * s * 3..(y + 1) * s * 3]);
-                }
-            }
-        }
-        std::fs::write("/tmp/sheet.rgb", &sheet).unwrap();
-        std::fs::write("/tmp/sheet.dim", format!("{w} {h}")).unwrap();
-    }
-
     #[test]
     fn boxes_lie_inside_the_image() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
