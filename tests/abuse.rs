@@ -388,8 +388,14 @@ fn a_full_disk_is_named_in_the_failure() {
         "mkdir -p store && mount -t tmpfs -o size=256k tmpfs store && exec {} --store store run p.toml --json",
         hhi_bin().display()
     );
+    // `unshare -m` as root; `-rm` (a user namespace too) for everyone else.
+    let root = std::process::Command::new("unshare")
+        .args(["-m", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let flags = if root { "-m" } else { "-rm" };
     let out = std::process::Command::new("unshare")
-        .args(["-rm", "sh", "-c", &script])
+        .args([flags, "sh", "-c", &script])
         .current_dir(p.dir.path())
         .output()
         .expect("unshare (util-linux) runs");
