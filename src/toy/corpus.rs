@@ -243,9 +243,24 @@ fn seed<R: Rng>(rng: &mut R, weights: &[f64]) -> String {
     }
 }
 
+/// The names of the corpus's stage-3 caption blocks, and of `name_pool` in
+/// `pipelines/full.toml`. A toy LM of this size does not learn to copy a name from the
+/// query line into its caption (measured: 0 of 2,000 generations with 130 names), so the
+/// toy world keeps the block names to a small set the LM can learn to write directly: the
+/// first names stage 6 puts into captions, so that the summarizer, trained on captions
+/// with these names, meets the same names when it pseudo-labels.
+pub const CAPTION_BLOCK_NAMES: &[&str] = &["Adam", "Bob", "Cindy", "David", "Eliza", "Francis"];
+
 /// A caption block of the stage-3 prompt: the stated interaction and its caption.
 fn caption_pair<R: Rng>(rng: &mut R, weights: &[f64]) -> (String, String) {
-    let names = first_names(rng);
+    let mut v: Vec<&str> = Vec::new();
+    while v.len() < 4 {
+        let n = pick(rng, CAPTION_BLOCK_NAMES);
+        if !v.contains(&n) {
+            v.push(n);
+        }
+    }
+    let names = [v[0], v[1], v[2], v[3]].map(|s| s.to_string());
     let kind = world::sample_weighted(rng, weights);
     let o = PlanOpts {
         bystander: rng.random_bool(0.2),
