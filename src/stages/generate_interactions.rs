@@ -98,6 +98,37 @@ impl<T> Default for GenState<T> {
     }
 }
 
+impl<T> GenState<T> {
+    /// Writes the `stats` output (attempts, acceptance rate among prompts that fit, the
+    /// rejections per reason, plus `extra`) and the same numbers as figures.
+    pub(crate) fn report(
+        &self,
+        ctx: &mut StageContext,
+        extra: &[(&str, f64)],
+    ) -> anyhow::Result<()> {
+        let tried = self.attempts - self.skipped_long;
+        let rate = self.accepted.len() as f64 / tried.max(1) as f64;
+        let mut stats = serde_json::json!({
+            "attempts": self.attempts,
+            "skipped_too_long": self.skipped_long,
+            "accepted": self.accepted.len(),
+            "acceptance_rate": rate,
+            "rejected": self.rejected,
+        });
+        for (k, v) in extra {
+            stats[*k] = serde_json::json!(v);
+        }
+        write_json(ctx.output("stats")?, &stats)?;
+        ctx.figure("accepted", self.accepted.len() as f64);
+        ctx.figure("attempts", self.attempts as f64);
+        ctx.figure("acceptance_rate", rate);
+        for (k, v) in extra {
+            ctx.figure(k, *v);
+        }
+        Ok(())
+    }
+}
+
 /// One generated line per prompt (`None` for a prompt that was skipped as too long).
 /// Prompt `k` samples from its own stream `streams[k]`, so its line does not depend on the
 /// other prompts of the batch (except through the room left in the context).
@@ -273,30 +304,16 @@ fn run_stage<B: Backend>(ctx: &mut StageContext) -> anyhow::Result<()> {
         })
         .collect();
     write_jsonl(ctx.output("interactions")?, &out)?;
-    let tried = st.attempts - st.skipped_long;
-    let rate = st.accepted.len() as f64 / tried.max(1) as f64;
     let distinct = {
         let mut d = st.accepted.clone();
         d.sort();
         d.dedup();
         d.len()
     };
-    write_json(
-        ctx.output("stats")?,
-        &serde_json::json!({
-            "attempts": st.attempts,
-            "skipped_too_long": st.skipped_long,
-            "accepted": st.accepted.len(),
-            "distinct": distinct,
-            "acceptance_rate": rate,
-            "rejected": st.rejected,
-            "seeds": seeds.len(),
-        }),
+    st.report(
+        ctx,
+        &[("distinct", distinct as f64), ("seeds", seeds.len() as f64)],
     )?;
-    ctx.figure("accepted", st.accepted.len() as f64);
-    ctx.figure("attempts", st.attempts as f64);
-    ctx.figure("acceptance_rate", rate);
-    ctx.figure("distinct", distinct as f64);
     if st.accepted.len() < count {
         tracing::warn!(
             "generate_interactions: only {} of {count} accepted after {} attempts",

@@ -135,6 +135,17 @@ pub fn optional_input(ctx: &StageContext, name: &str) -> Option<PathBuf> {
     ctx.inputs().get(name).cloned()
 }
 
+/// With an `init` checkpoint folder given: its `tokenizer.json` path and its
+/// `config.json` bytes (the model to fine-tune); `None` to train from scratch.
+pub fn init_checkpoint(ctx: &StageContext) -> Result<Option<(PathBuf, Vec<u8>)>> {
+    let Some(init) = optional_input(ctx, "init") else {
+        return Ok(None);
+    };
+    let config = std::fs::read(init.join("config.json"))
+        .with_context(|| format!("reading {}/config.json", init.display()))?;
+    Ok(Some((init.join("tokenizer.json"), config)))
+}
+
 /// Ids from a file: a JSON array of strings, or one id per line (blank lines and lines
 /// starting with `#` skipped; surrounding whitespace trimmed).
 pub fn read_id_list(path: &Path) -> Result<Vec<String>> {

@@ -10,7 +10,7 @@
 //! seed, i), and a killed run resumes from what its work folder holds.
 
 use super::generate_interactions::{GenState, attempt_rng, generate_lines, sampling_params};
-use super::io::{Caption, Interaction, Pair, read_jsonl, read_text, write_json, write_jsonl};
+use super::io::{Caption, Interaction, Pair, read_jsonl, read_text, write_jsonl};
 use super::train_lm::load_lm;
 use super::train_tokenizer::backend;
 use crate::context::StageContext;
@@ -221,22 +221,6 @@ fn run_stage<B: Backend>(ctx: &mut StageContext) -> anyhow::Result<()> {
         }
     }
     write_jsonl(ctx.output("pairs")?, &st.accepted)?;
-    let tried = st.attempts - st.skipped_long;
-    let rate = st.accepted.len() as f64 / tried.max(1) as f64;
-    write_json(
-        ctx.output("stats")?,
-        &serde_json::json!({
-            "attempts": st.attempts,
-            "skipped_too_long": st.skipped_long,
-            "accepted": st.accepted.len(),
-            "acceptance_rate": rate,
-            "rejected": st.rejected,
-            "example_pool": shots.len(),
-        }),
-    )?;
-    ctx.figure("accepted", st.accepted.len() as f64);
-    ctx.figure("attempts", st.attempts as f64);
-    ctx.figure("acceptance_rate", rate);
-    ctx.figure("example_pool", shots.len() as f64);
+    st.report(ctx, &[("example_pool", shots.len() as f64)])?;
     Ok(())
 }

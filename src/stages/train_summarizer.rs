@@ -108,10 +108,8 @@ impl StageKind for TrainSummarizer {
 
 /// The tokenizer file and the config bytes of the model to train.
 fn start(ctx: &StageContext) -> anyhow::Result<(PathBuf, Vec<u8>)> {
-    if let Some(init) = optional_input(ctx, "init") {
-        let config = std::fs::read(init.join("config.json"))
-            .with_context(|| format!("reading {}/config.json", init.display()))?;
-        return Ok((init.join("tokenizer.json"), config));
+    if let Some(start) = crate::stages::io::init_checkpoint(ctx)? {
+        return Ok(start);
     }
     let tok_path = ctx.input("tokenizer")?.join("tokenizer.json");
     let tok = Tokenizer::load(&tok_path)?;
