@@ -27,7 +27,7 @@ pub fn gpt_neo_config(
         .map(|i| if i % 2 == 0 { "global" } else { "local" })
         .collect();
     // transformers expands `attention_types` ([[pattern, repeats]]) into `attention_layers`.
-    let types = if layers % 2 == 0 {
+    let types = if layers.is_multiple_of(2) {
         json!([[["global", "local"], layers / 2]])
     } else {
         json!([[["global", "local"], layers / 2], [["global"], 1]])
