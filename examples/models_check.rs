@@ -312,6 +312,7 @@ fn run<B: AutodiffBackend>(fx: &Path, do_bench: bool, steps: usize) -> anyhow::R
 }
 
 fn main() -> anyhow::Result<()> {
+    hhi::backend::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     let get = |flag: &str| {
         args.iter()

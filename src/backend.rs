@@ -1,5 +1,6 @@
 //! Choosing the compute backend at run time: `auto` takes CUDA, then wgpu, then the CPU,
-//! among those compiled in (`--features cuda`, `--features wgpu`). Model code is generic
+//! among those compiled in (`--features cuda`, `--features wgpu`). The CPU backend is
+//! burn-flex (`cpu`); burn-ndarray (`ndarray`) stays selectable as the slower reference. Model code is generic
 //! over burn's `Backend`; [`with_backend!`] instantiates it for the chosen one.
 
 use std::fmt;
@@ -7,8 +8,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     Cpu,
-    #[cfg(feature = "flex")]
-    Flex,
+    NdArray,
     #[cfg(feature = "wgpu")]
     Wgpu,
     #[cfg(feature = "cuda")]
@@ -18,9 +18,8 @@ pub enum BackendKind {
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            BackendKind::Cpu => "ndarray",
-            #[cfg(feature = "flex")]
-            BackendKind::Flex => "flex",
+            BackendKind::Cpu => "cpu",
+            BackendKind::NdArray => "ndarray",
             #[cfg(feature = "wgpu")]
             BackendKind::Wgpu => "wgpu",
             #[cfg(feature = "cuda")]
@@ -47,9 +46,7 @@ fn usable(kind: BackendKind) -> bool {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(|| match kind {
-        BackendKind::Cpu => true,
-        #[cfg(feature = "flex")]
-        BackendKind::Flex => true,
+        BackendKind::Cpu | BackendKind::NdArray => true,
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => {
             use burn::prelude::*;
@@ -85,12 +82,11 @@ fn driver_present() -> bool {
     })
 }
 
-/// Resolves a pipeline's `backend` (auto | ndarray | wgpu | cuda) to a usable backend.
+/// Resolves a pipeline's `backend` (auto | cpu | ndarray | wgpu | cuda) to a usable backend.
 pub fn resolve(requested: &str) -> anyhow::Result<BackendKind> {
     match requested {
-        "ndarray" | "cpu" => Ok(BackendKind::Cpu),
-        #[cfg(feature = "flex")]
-        "flex" => Ok(BackendKind::Flex),
+        "cpu" | "flex" => Ok(BackendKind::Cpu),
+        "ndarray" => Ok(BackendKind::NdArray),
         #[cfg(feature = "cuda")]
         "cuda" => usable(BackendKind::Cuda)
             .then_some(BackendKind::Cuda)
@@ -127,9 +123,8 @@ macro_rules! with_backend {
                 type $AD = burn::backend::Autodiff<$B>;
                 $body
             }
-            #[cfg(feature = "flex")]
-            $crate::backend::BackendKind::Flex => {
-                type $B = burn::backend::Flex<f32, i32>;
+            $crate::backend::BackendKind::NdArray => {
+                type $B = $crate::models::NdArray;
                 type $AD = burn::backend::Autodiff<$B>;
                 $body
             }
@@ -147,4 +142,19 @@ macro_rules! with_backend {
             }
         }
     };
+}
+
+/// Keeps glibc from returning large tensor buffers to the kernel after every free: a
+/// training step allocates and frees the same few hundred MiB each time, and with the
+/// default thresholds every fresh buffer is a new `mmap` whose pages fault in again
+/// (issue "Speed": those page faults held burn-flex back on the GPT-2 training shapes;
+/// docs/benchmarks.md has the measurement). Values are unchanged; only
+/// where memory comes from. Call once, before threads start.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
 }

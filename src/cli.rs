@@ -70,7 +70,7 @@ enum Cmd {
         #[arg(long, short, value_parser = parse_jobs)]
         jobs: Option<usize>,
         /// Override the pipeline's backend (not part of any cache key).
-        #[arg(long, value_parser = ["auto", "ndarray", "wgpu", "cuda"])]
+        #[arg(long, value_parser = ["auto", "cpu", "ndarray", "wgpu", "cuda"])]
         backend: Option<String>,
         /// Fail at once if another hhi process is using the store, instead of waiting.
         #[arg(long)]

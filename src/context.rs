@@ -17,7 +17,7 @@ pub struct StageContext {
     pub params: Params,
     /// This stage's seed, derived from the pipeline seed and the stage name.
     pub seed: u64,
-    /// The backend the pipeline asked for (`auto`, `ndarray`, `wgpu`, `cuda`).
+    /// The backend the pipeline asked for (`auto`, `cpu`, `ndarray`, `wgpu`, `cuda`).
     pub backend: String,
     /// The directory of the pipeline file, for kinds that need to resolve user paths.
     pub pipeline_dir: PathBuf,

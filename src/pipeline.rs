@@ -14,7 +14,7 @@ use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-pub const BACKENDS: &[&str] = &["auto", "ndarray", "wgpu", "cuda"];
+pub const BACKENDS: &[&str] = &["auto", "cpu", "ndarray", "wgpu", "cuda"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputSource {

@@ -369,6 +369,9 @@ pub struct SampleOptions {
     pub no_repeat_ngram: usize,
     /// Generation stops after this token (it is kept in the output).
     pub stop_token: Option<u32>,
+    /// Further tokens that end a row the same way (e.g. a document separator after which a
+    /// language model starts an unrelated text); `min_new_tokens` forbids them too.
+    pub also_stop: Vec<u32>,
     /// Row `i` samples from [`row_rng`]`(seed, stream_i)`.
     pub seed: u64,
 }
@@ -382,6 +385,7 @@ impl Default for SampleOptions {
             top_p: 1.0,
             no_repeat_ngram: 0,
             stop_token: None,
+            also_stop: Vec::new(),
             seed: 0,
         }
     }
@@ -446,8 +450,10 @@ pub fn sample_streams<B: Backend, M: Decoder<B>>(
             for b in banned_by_ngram(&seqs[i], opt.no_repeat_ngram) {
                 forbid(&mut l, b);
             }
-            if let (Some(s), true) = (opt.stop_token, step < opt.min_new_tokens) {
-                forbid(&mut l, s);
+            if step < opt.min_new_tokens {
+                for &s in opt.stop_token.iter().chain(&opt.also_stop) {
+                    forbid(&mut l, s);
+                }
             }
             let tok = if opt.temperature <= 0.0 {
                 argmax(&l)
@@ -455,7 +461,7 @@ pub fn sample_streams<B: Backend, M: Decoder<B>>(
                 draw(&l, opt.temperature, opt.top_p, &mut rngs[i])
             };
             seqs[i].push(tok);
-            if Some(tok) != opt.stop_token {
+            if Some(tok) != opt.stop_token && !opt.also_stop.contains(&tok) {
                 next.push(tok);
                 keep.push(pos);
             }

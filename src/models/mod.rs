@@ -15,8 +15,10 @@ pub mod weights;
 
 use burn::prelude::*;
 
-/// The CPU backend (measured faster than `flex` on these shapes; see the issue notes).
-pub type Cpu = burn::backend::NdArray<f32>;
+/// The CPU backend: burn-flex (gemm kernels chosen at run time, rayon threads).
+pub type Cpu = burn::backend::Flex<f32, i32>;
+/// burn-ndarray: the former CPU backend, kept as `backend = "ndarray"` to compare against.
+pub type NdArray = burn::backend::NdArray<f32>;
 /// The CPU backend with autodiff, for training.
 pub type CpuTrain = burn::backend::Autodiff<Cpu>;
 

@@ -87,6 +87,31 @@ fn first_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
 }
 
 impl T5Config {
+    /// The standard deviation `transformers`' `T5PreTrainedModel._init_weights` gives the
+    /// tensor `name` (with `initializer_factor` 1): the shared embeddings and an untied head
+    /// 1.0, `q` (d_model·d_kv)^-½, `k`/`v` and the relative bias d_model^-½, `o`
+    /// (heads·d_kv)^-½, `wi*` d_model^-½, `wo` d_ff^-½. A model trained from scratch with one
+    /// small std everywhere (0.02, as for GPT-2) starts with near-zero logits through the
+    /// tied, rescaled head and, measured on the toy summarizer, learned to predict labels
+    /// without reading the caption.
+    pub fn init_std(&self, name: &str) -> f32 {
+        let (d, kv, h, ff) = (
+            self.d_model as f32,
+            self.d_kv as f32,
+            self.num_heads as f32,
+            self.d_ff as f32,
+        );
+        let last = name.trim_end_matches(".weight").rsplit('.').next().unwrap_or("");
+        match last {
+            "q" => (d * kv).powf(-0.5),
+            "k" | "v" | "relative_attention_bias" => d.powf(-0.5),
+            "o" => (h * kv).powf(-0.5),
+            "wi" | "wi_0" | "wi_1" => d.powf(-0.5),
+            "wo" => ff.powf(-0.5),
+            _ => 1.0, // shared, embed_tokens, lm_head
+        }
+    }
+
     pub fn decoder_layers(&self) -> usize {
         self.num_decoder_layers.unwrap_or(self.num_layers)
     }

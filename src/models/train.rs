@@ -103,7 +103,14 @@ struct GradNorm<'a, B: AutodiffBackend> {
 impl<B: AutodiffBackend> ModuleVisitor<B> for GradNorm<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            self.sum_sq += g.powi_scalar(2).sum().into_scalar().elem::<f64>();
+            // Rows first, then the row sums: a full `sum()` over millions of elements is
+            // combined by rayon in a varying order (different last bits from run to run),
+            // and the clipping factor would carry that into every parameter.
+            let dims = g.dims();
+            let last = dims[D - 1].max(1);
+            let rows = g.shape().num_elements() / last;
+            let sq = g.powi_scalar(2).reshape([rows, last]);
+            self.sum_sq += sq.sum_dim(1).sum().into_scalar().elem::<f64>();
             self.ids.push(param.id);
         }
     }

@@ -13,10 +13,14 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
+/// The standard deviation of a randomly initialised tensor, by its HF name.
+pub type StdFn = Box<dyn Fn(&str) -> f32>;
+
 pub struct Weights {
     tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
-    /// Set for [`Weights::random`]: every request is answered with fresh values.
-    random: Option<RefCell<(rand_chacha::ChaCha8Rng, f32)>>,
+    /// Set for [`Weights::random`]: every request is answered with fresh values, normal
+    /// with the standard deviation this function gives for the tensor's name.
+    random: Option<RefCell<(rand_chacha::ChaCha8Rng, StdFn)>>,
     used: RefCell<BTreeSet<String>>,
     missing: RefCell<Vec<String>>,
     misshaped: RefCell<Vec<String>>,
@@ -95,6 +99,12 @@ impl Weights {
     /// with standard deviation `std` for matrices and embeddings, ones for norm scales,
     /// zeros for biases. Deterministic for a seed (models ask in a fixed order).
     pub fn random(seed: u64, std: f32) -> Weights {
+        Self::random_by(seed, Box::new(move |_| std))
+    }
+
+    /// [`Self::random`] with a standard deviation per tensor name, for models whose
+    /// `transformers` init scales each matrix differently (T5: [`crate::models::t5::T5Config::init_std`]).
+    pub fn random_by(seed: u64, std: StdFn) -> Weights {
         use rand::SeedableRng;
         let mut w = Weights::new(HashMap::new(), format!("random init (seed {seed})"));
         w.random = Some(RefCell::new((
@@ -246,7 +256,7 @@ impl Weights {
 }
 
 fn random_values(
-    r: &RefCell<(rand_chacha::ChaCha8Rng, f32)>,
+    r: &RefCell<(rand_chacha::ChaCha8Rng, StdFn)>,
     name: &str,
     shape: &[usize],
 ) -> Vec<f32> {
@@ -259,7 +269,8 @@ fn random_values(
         vec![1.0; n]
     } else {
         let mut r = r.borrow_mut();
-        let normal = rand_distr::Normal::new(0.0f32, r.1).expect("a valid standard deviation");
+        let std = (r.1)(name);
+        let normal = rand_distr::Normal::new(0.0f32, std).expect("a valid standard deviation");
         (0..n).map(|_| normal.sample(&mut r.0)).collect()
     }
 }

@@ -9,7 +9,7 @@
 
 use super::io::{Interaction, read_jsonl, read_text, write_json, write_jsonl};
 use super::train_lm::load_lm;
-use super::train_tokenizer::{backend, generated_line, newline_token};
+use super::train_tokenizer::{backend, generated_line, line_stops};
 use crate::context::StageContext;
 use crate::models::generate::{SampleOptions, sample_streams};
 use crate::models::gpt_neo::GptNeo;
@@ -59,14 +59,19 @@ pub(crate) fn sampling_params(temperature: f64) -> Vec<ParamSpec> {
 }
 
 /// The options of one sampling call.
-pub(crate) fn sample_options(p: &Params, seed: u64, stop: Option<u32>) -> SampleOptions {
+pub(crate) fn sample_options(
+    p: &Params,
+    seed: u64,
+    stops: &(Option<u32>, Vec<u32>),
+) -> SampleOptions {
     SampleOptions {
         max_new_tokens: p.int("max_new_tokens") as usize,
         min_new_tokens: 0,
         temperature: p.float("temperature") as f32,
         top_p: p.float("top_p") as f32,
         no_repeat_ngram: p.int("no_repeat_ngram") as usize,
-        stop_token: stop,
+        stop_token: stops.0,
+        also_stop: stops.1.clone(),
         seed,
     }
 }
@@ -143,7 +148,7 @@ pub(crate) fn generate_lines<B: Backend>(
     seed: u64,
     dev: &B::Device,
 ) -> anyhow::Result<Vec<Option<String>>> {
-    let stop = newline_token(tok);
+    let stops = line_stops(tok);
     let limit = (p.int("max_prompt_tokens") as usize).min(context);
     let mut out: Vec<Option<String>> = vec![None; prompts.len()];
     let mut rows = Vec::new();
@@ -161,11 +166,11 @@ pub(crate) fn generate_lines<B: Backend>(
         return Ok(out);
     }
     let longest = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut o = sample_options(p, seed, stop);
+    let mut o = sample_options(p, seed, &stops);
     o.max_new_tokens = o.max_new_tokens.min(context - longest);
     let done = sample_streams(model, &rows, &row_streams, &o, dev)?;
     for ((k, prompt), full) in at.into_iter().zip(&rows).zip(done) {
-        out[k] = Some(generated_line(tok, &full[prompt.len()..], stop)?);
+        out[k] = Some(generated_line(tok, &full[prompt.len()..], &stops)?);
     }
     Ok(out)
 }
@@ -175,7 +180,7 @@ impl StageKind for GenerateInteractions {
         "generate_interactions"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn about(&self) -> &'static str {
         "stage 2: an LM writes new interactions from prompts of seed interactions"

@@ -396,7 +396,7 @@ pub(crate) mod testing {
             "test".into(),
             params,
             7,
-            "ndarray".into(),
+            "cpu".into(),
             dir.to_path_buf(),
             inputs
                 .iter()

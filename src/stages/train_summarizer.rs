@@ -36,7 +36,7 @@ impl StageKind for TrainSummarizer {
         "train_summarizer"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn about(&self) -> &'static str {
         "stage 5: trains a T5 summarizer caption → interaction on the filtered pairs"
@@ -204,7 +204,11 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
     let fresh = || -> anyhow::Result<T5<AD>> {
         match optional_input(ctx, "init") {
             Some(init) => Ok(T5::<AD>::load(&init, &dev)?.0),
-            None => T5::from_weights(&cfg, Weights::random(ctx.seed, 0.02), &dev),
+            None => {
+                let c = cfg.clone();
+                let std = Box::new(move |name: &str| c.init_std(name));
+                T5::from_weights(&cfg, Weights::random_by(ctx.seed, std), &dev)
+            }
         }
     };
     let ckpt = ctx.work_dir().join("t5");

@@ -82,7 +82,8 @@ impl StageKind for TrainTokenizer {
 pub(crate) fn backend(ctx: &mut StageContext) -> anyhow::Result<crate::backend::BackendKind> {
     let kind = crate::backend::resolve(&ctx.backend)?;
     let device = match kind.to_string().as_str() {
-        "ndarray" | "flex" => "cpu".to_string(),
+        "cpu" => "cpu".to_string(),
+        "ndarray" => "cpu (ndarray)".to_string(),
         "cuda" => "cuda:0".to_string(),
         other => other.to_string(),
     };
@@ -96,15 +97,26 @@ pub(crate) fn newline_token(tok: &Tokenizer) -> Option<u32> {
     tok.token_id("\n").or_else(|| tok.token_id("Ċ"))
 }
 
+/// The tokens that end a generated line: the newline, and the document separator
+/// `<|endoftext|>` (transformers' `generate` also stops at the model's EOS; without it a
+/// small LM runs on into the next pretraining document, and that text, decoded without its
+/// special tokens, joins the line).
+pub(crate) fn line_stops(tok: &Tokenizer) -> (Option<u32>, Vec<u32>) {
+    (
+        newline_token(tok),
+        tok.token_id("<|endoftext|>").into_iter().collect(),
+    )
+}
+
 /// The text of generated tokens up to the first stop token (or newline inside a token).
 pub(crate) fn generated_line(
     tok: &Tokenizer,
     new: &[u32],
-    stop: Option<u32>,
+    stops: &(Option<u32>, Vec<u32>),
 ) -> anyhow::Result<String> {
     let end = new
         .iter()
-        .position(|&t| Some(t) == stop)
+        .position(|&t| Some(t) == stops.0 || stops.1.contains(&t))
         .unwrap_or(new.len());
     let text = tok.decode(&new[..end])?;
     Ok(text.split('\n').next().unwrap_or("").to_string())
