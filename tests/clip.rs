@@ -238,10 +238,20 @@ fn toy_clip_learns_to_retrieve_captions() {
         .export()
         .save(&tmp.path().join("model.safetensors"))
         .unwrap();
+    let twice = model.logits_per_image(images.clone(), ids.clone(), mask.clone());
+    let d = max_abs_diff(logits.clone(), twice);
+    assert_eq!(d, 0.0, "the same model gave logits differing by {d}");
     let again = Clip::<Cpu>::load(tmp.path(), &dev).unwrap().0;
     let d = max_abs_diff(logits.clone(), again.logits_per_image(images, ids, mask));
-    assert_eq!(d, 0.0, "reloaded logits differ by {d}");
-    let pred: Vec<i64> = logits.argmax(1).to_data().to_vec().unwrap();
+    // Not bit-equal: trained parameters can be strided views that burn-flex multiplies
+    // with a different gemm kernel than the contiguous tensors a load creates.
+    assert!(d < 1e-5, "reloaded logits differ by {d}");
+    let pred: Vec<i64> = logits
+        .argmax(1)
+        .to_data()
+        .convert::<i64>()
+        .to_vec()
+        .unwrap();
     let correct = pred
         .iter()
         .zip(&classes)

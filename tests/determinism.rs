@@ -8,10 +8,10 @@
 //! processes with `RAYON_NUM_THREADS` set, and compares the digests they print.
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
+use hhi::models::CpuTrain;
 use hhi::models::gpt2::{Gpt2, Gpt2Config};
 use hhi::models::train::{AdamWOptions, adamw, causal_lm_loss, clip_grad_norm};
 use hhi::models::weights::Weights;
-use hhi::models::{Cpu, CpuTrain};
 use std::process::Command;
 
 const CHILD: &str = "HHI_DETERMINISM_CHILD";
@@ -26,7 +26,7 @@ fn config() -> Gpt2Config {
 
 /// Three clipped AdamW steps on fixed batches; the BLAKE3 digest of the parameters.
 fn train_digest() -> String {
-    let dev = <Cpu as Backend>::Device::default();
+    let dev = burn::backend::flex::FlexDevice;
     let mut model: Gpt2<CpuTrain> =
         Gpt2::from_weights(&config(), Weights::random(11, 0.02), &dev).unwrap();
     let mut optim = adamw(AdamWOptions::default());
@@ -75,9 +75,12 @@ fn gpt2_training_steps_are_byte_identical_across_runs_and_thread_counts() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(out.status.success(), "child with {threads} threads failed: {text}");
+        assert!(
+            out.status.success(),
+            "child with {threads} threads failed: {text}"
+        );
         text.lines()
-            .find_map(|l| l.strip_prefix("DIGEST "))
+            .find_map(|l| l.split_once("DIGEST ").map(|(_, d)| d))
             .unwrap_or_else(|| panic!("no digest from the child: {text}"))
             .trim()
             .to_string()

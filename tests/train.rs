@@ -13,7 +13,7 @@ use hhi::models::weights::Weights;
 use hhi::models::{Cpu, CpuTrain};
 use support::*;
 
-type Dev = <hhi::models::Cpu as burn::prelude::Backend>::Device;
+type Dev = burn::backend::flex::FlexDevice;
 
 fn ids<B: Backend>(rows: &[Vec<u32>], dev: &B::Device) -> Tensor<B, 2, Int> {
     let flat: Vec<i64> = rows.iter().flatten().map(|&x| x as i64).collect();

@@ -317,8 +317,16 @@ pub fn positions_from_mask<B: Backend>(
     pos.mask_fill(pad, 1).narrow(1, k - t, t)
 }
 
+/// The tanh approximation of GELU (`gelu_new`), written as `x·σ(2u)` with
+/// `u = √(2/π)(x + 0.044715x³)`: the same function as `0.5x(1 + tanh u)`, but the CPU
+/// backend evaluates `σ` with one `exp` where `tanhf` costs several, and `x³` as two
+/// products instead of `powf`. The activation took 28% of a toy GPT-Neo training step.
 pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    activation::gelu_approximate(x)
+    const TWO_SQRT_2_OVER_PI: f64 =
+        2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
+    let cube = x.clone() * x.clone() * x.clone();
+    let u = (x.clone() + cube * 0.044715) * TWO_SQRT_2_OVER_PI;
+    x * activation::sigmoid(u)
 }
 
 /// The activation named in an HF config (`activation_function`, `dense_act_fn`).

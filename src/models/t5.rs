@@ -101,7 +101,11 @@ impl T5Config {
             self.num_heads as f32,
             self.d_ff as f32,
         );
-        let last = name.trim_end_matches(".weight").rsplit('.').next().unwrap_or("");
+        let last = name
+            .trim_end_matches(".weight")
+            .rsplit('.')
+            .next()
+            .unwrap_or("");
         match last {
             "q" => (d * kv).powf(-0.5),
             "k" | "v" | "relative_attention_bias" => d.powf(-0.5),

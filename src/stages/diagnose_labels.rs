@@ -55,6 +55,12 @@ struct Stats {
     labels_with_truth: usize,
     /// Items whose caption states the interaction (the headline group).
     stating: Group,
+    /// The stating items whose true label survives stage 4g unchanged: a summarizer
+    /// trained on stage-4 targets can write only those (`_ pushing _ in a wheelchair`
+    /// becomes `_ pushing _`), so this is the group's accuracy below its ceiling.
+    reachable: Group,
+    /// True labels that stage 4g rewrites, with what it makes of them.
+    unreachable_labels: BTreeMap<String, String>,
     /// Every labelled item with a true interaction.
     all: Group,
     /// Captions that do not state the interaction (silent or an unrelated action).
@@ -78,7 +84,7 @@ impl StageKind for DiagnoseLabels {
         "diagnose_labels"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn about(&self) -> &'static str {
         "pseudo-label exact-match and verb accuracy against the toy world's hidden truth, among \
@@ -118,6 +124,8 @@ impl StageKind for DiagnoseLabels {
         let target = ctx.params.float("target");
         let by_id: HashMap<&str, &TruthRecord> = truth.iter().map(|t| (t.id.as_str(), t)).collect();
         let mut stating = Group::default();
+        let mut reachable = Group::default();
+        let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
         let mut all = Group::default();
         let mut not_stating = Group::default();
         let mut per_label: BTreeMap<String, Group> = BTreeMap::new();
@@ -138,6 +146,12 @@ impl StageKind for DiagnoseLabels {
                 continue;
             }
             stating.add(&l.label, &t.label);
+            let target = crate::text::filters::remove_personless_pps(&t.label);
+            if target == t.label {
+                reachable.add(&l.label, &t.label);
+            } else {
+                unreachable.insert(t.label.clone(), target);
+            }
             per_label
                 .entry(t.label.clone())
                 .or_default()
@@ -174,6 +188,8 @@ impl StageKind for DiagnoseLabels {
             meets_target: stating.items > 0 && stating.accuracy >= target,
             target,
             stating,
+            reachable: reachable.done(),
+            unreachable_labels: unreachable,
             all: all.done(),
             not_stating: not_stating.done(),
             per_label: per_label.into_iter().map(|(k, g)| (k, g.done())).collect(),
@@ -184,16 +200,24 @@ impl StageKind for DiagnoseLabels {
         ctx.figure("accuracy", stats.stating.accuracy);
         ctx.figure("verb_accuracy", stats.stating.verb_accuracy);
         ctx.figure("items_stating", stats.stating.items as f64);
+        ctx.figure("accuracy_reachable", stats.reachable.accuracy);
+        ctx.figure(
+            "share_reachable",
+            stats.reachable.items as f64 / stats.stating.items.max(1) as f64,
+        );
         ctx.figure("coverage", stats.coverage);
         ctx.figure("accuracy_all", stats.all.accuracy);
         ctx.figure("accuracy_not_stating", stats.not_stating.accuracy);
         let line = format!(
             "pseudo-label accuracy {:.1}% (verb {:.1}%) on {} items whose caption states the \
-             interaction (coverage {:.1}%); target {:.0}%",
+             interaction (coverage {:.1}%; {:.1}% on the {} whose label stage 4g keeps); \
+             target {:.0}%",
             100.0 * stats.stating.accuracy,
             100.0 * stats.stating.verb_accuracy,
             stats.stating.items,
             100.0 * stats.coverage,
+            100.0 * stats.reachable.accuracy,
+            stats.reachable.items,
             100.0 * target
         );
         StageLog::open(ctx).line(&line);

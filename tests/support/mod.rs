@@ -16,7 +16,7 @@ pub fn expected(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(dir(name).join("expected.json")).unwrap()).unwrap()
 }
 
-pub fn dev() -> <hhi::models::Cpu as burn::prelude::Backend>::Device {
+pub fn dev() -> burn::backend::flex::FlexDevice {
     Default::default()
 }
 
