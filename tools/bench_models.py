@@ -106,14 +106,14 @@ def torch_bench(dev, steps):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--backend", default=None, help="hhi backend (default: ndarray on cpu, cuda on cuda)")
+    ap.add_argument("--backend", default=None, help="hhi backend (default: cpu, i.e. burn-flex, on cpu; cuda on cuda)")
     ap.add_argument("--binary", default=str(ROOT / "target/release/examples/models_check"))
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     pt = torch_bench(a.device, a.steps)
-    backend = a.backend or ("ndarray" if a.device == "cpu" else "cuda")
+    backend = a.backend or ("cpu" if a.device == "cpu" else "cuda")
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
     res = subprocess.run([a.binary, "--backend", backend, "--bench", "--steps", str(a.steps),
                           "--fixtures", str(ROOT / "tests/fixtures")], capture_output=True, text=True, env=env)
