@@ -29,9 +29,34 @@ pub struct Reproduction {
     pub stage: String,
     pub identical: bool,
     pub outputs: BTreeMap<String, String>,
+    /// The kernel class of the recorded run and of the rerun (`backend::kernel_class`;
+    /// empty for stages without tensor code).
+    pub kernel_recorded: String,
+    pub kernel_rerun: String,
+    /// Whether bit-equality is to be expected: the same kernel class (or no tensor code).
+    pub bits_expected: bool,
     /// The scratch store holding the rerun's outputs, kept when they differ so the
     /// difference can be inspected.
     pub scratch: Option<std::path::PathBuf>,
+}
+
+impl Reproduction {
+    /// Whether this machine should reproduce the recorded bits, in words.
+    pub fn kernel_line(&self) -> String {
+        match (self.kernel_recorded.as_str(), self.kernel_rerun.as_str()) {
+            ("", "") => "no tensor code: bit-equality expected".to_string(),
+            (a, b) if a == b => {
+                format!("kernels `{a}` here as when recorded: bit-equality expected")
+            }
+            ("", b) => format!(
+                "the record predates kernel classes; rerun on `{b}`: bit-equality not guaranteed"
+            ),
+            (a, b) => format!(
+                "recorded on `{a}` kernels, rerun on `{b}`: bit-equality not expected \
+                 (kernel classes round differently in the last bits)"
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +98,7 @@ impl AuditReport {
                     "DIFFERENT"
                 }
             ));
+            s.push_str(&format!("  {}\n", r.kernel_line()));
             for (port, verdict) in &r.outputs {
                 s.push_str(&format!("  output `{port}`: {verdict}\n"));
             }
@@ -406,10 +432,14 @@ fn reproduce_stage(
         };
         outputs.insert(port.clone(), verdict);
     }
+    let bits_expected = rec.kernel == again.kernel;
     Ok(Reproduction {
         stage: name.to_string(),
         identical,
         outputs,
+        kernel_recorded: rec.kernel.clone(),
+        kernel_rerun: again.kernel.clone(),
+        bits_expected,
         scratch: (!identical).then(|| scratch_dir.keep()),
     })
 }

@@ -158,3 +158,45 @@ pub fn tune_allocator() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
+
+/// The kernel class of a backend on this machine: which compiled kernels its arithmetic
+/// runs through, so a record can say whether a rerun elsewhere should give the same bits.
+/// On the CPU, `gemm` and burn-flex pick AVX-512, AVX2+FMA or baseline kernels at run time,
+/// and their results differ in the last bits; the classes follow the x86-64
+/// microarchitecture levels (`cpu-x86-64-v4` needs AVX-512 F/BW/CD/DQ/VL). GPU classes
+/// name the backend only: the device's compute capability is not queried yet.
+pub fn kernel_class(kind: BackendKind) -> String {
+    let cpu = cpu_class();
+    match kind {
+        BackendKind::Cpu => cpu,
+        BackendKind::NdArray => format!("ndarray-{cpu}"),
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => "wgpu".into(),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => "cuda".into(),
+    }
+}
+
+fn cpu_class() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let v4 = has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512cd")
+            && has!("avx512dq")
+            && has!("avx512vl");
+        let v3 = has!("avx2") && has!("fma") && has!("bmi2");
+        if v4 {
+            "cpu-x86-64-v4".into()
+        } else if v3 {
+            "cpu-x86-64-v3".into()
+        } else {
+            "cpu-x86-64".into()
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        format!("cpu-{}", std::env::consts::ARCH)
+    }
+}

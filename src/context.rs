@@ -30,6 +30,7 @@ pub struct StageContext {
     log_path: PathBuf,
     store_objects: Option<PathBuf>,
     device: String,
+    kernel: String,
 }
 
 impl StageContext {
@@ -60,6 +61,7 @@ impl StageContext {
             log_path: PathBuf::from("/dev/null"),
             store_objects: None,
             device: "cpu".into(),
+            kernel: String::new(),
         }
     }
 
@@ -143,6 +145,15 @@ impl StageContext {
     /// Model stages call this with the device `with_backend!` chose.
     pub fn set_device(&mut self, device: impl Into<String>) {
         self.device = device.into();
+    }
+
+    /// The kernel class of the stage's tensor code (`backend::kernel_class`), for its record.
+    pub fn kernel(&self) -> &str {
+        &self.kernel
+    }
+
+    pub fn set_kernel(&mut self, kernel: impl Into<String>) {
+        self.kernel = kernel.into();
     }
 
     pub fn progress(&self) -> &Progress {

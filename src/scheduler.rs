@@ -257,6 +257,7 @@ pub fn execute(store: &Store, job: Job, progress: Progress) -> anyhow::Result<Re
         seed: stage.seed,
         backend: backend.clone(),
         device: ctx.device().to_string(),
+        kernel: ctx.kernel().to_string(),
         hhi_version: env!("CARGO_PKG_VERSION").into(),
         started: humantime::format_rfc3339_millis(started).to_string(),
         finished: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),

@@ -114,8 +114,15 @@ pub fn render_record(r: &Record) -> String {
         crate::scheduler::fmt_secs(r.duration_s)
     ));
     s.push_str(&format!(
-        "on        backend {}, device {}, hhi {}\n",
-        r.backend, r.device, r.hhi_version
+        "on        backend {}, device {}{}, hhi {}\n",
+        r.backend,
+        r.device,
+        if r.kernel.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} kernels)", r.kernel)
+        },
+        r.hhi_version
     ));
     if let Some(m) = r.peak_rss_bytes {
         s.push_str(&format!("peak mem  {}\n", crate::audit::human_bytes(m)));

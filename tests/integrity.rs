@@ -79,6 +79,10 @@ fn reproduce_reruns_into_a_scratch_store() {
     p.run(P);
     let out = p.ok(&["audit", P, "--reproduce", "join"]);
     assert!(out.contains("reproduce `join`: bitwise identical"), "{out}");
+    assert!(
+        out.contains("no tensor code: bit-equality expected"),
+        "{out}"
+    );
     // A stage that is not deterministic is caught.
     p.write(
         "pipelines/diamond.toml",

@@ -48,6 +48,18 @@ fn smoke_runs_end_to_end_and_edits_rerun_only_their_descendants() {
     assert!(out.values().all(|s| s == "ran"), "{out:?}");
     assert_eq!(out.len(), 13, "{out:?}");
     assert!(stale(&p).is_empty());
+    // A model stage records its kernel class, and reruns to the same bits on this machine.
+    let shown = p.ok(&["show", "lm"]);
+    assert!(shown.contains("kernels)"), "{shown}");
+    let audit = p.ok(&["audit", SMOKE, "--reproduce", "lm"]);
+    assert!(
+        audit.contains("reproduce `lm`: bitwise identical"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("here as when recorded: bit-equality expected"),
+        "{audit}"
+    );
 
     // The synthesis prompt: stage 3 and what follows from it.
     let prompt = p.read("pipelines/prompts/captions.txt");

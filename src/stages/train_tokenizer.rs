@@ -88,6 +88,7 @@ pub(crate) fn backend(ctx: &mut StageContext) -> anyhow::Result<crate::backend::
         other => other.to_string(),
     };
     ctx.set_device(device);
+    ctx.set_kernel(crate::backend::kernel_class(kind));
     Ok(kind)
 }
 

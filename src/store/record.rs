@@ -39,6 +39,11 @@ pub struct Record {
     pub seed: u64,
     pub backend: String,
     pub device: String,
+    /// The kernel class the stage computed with (`cpu-x86-64-v4`, `cuda`, …; see
+    /// `backend::kernel_class`); empty for stages that run no tensor code, and in records
+    /// written before it existed.
+    #[serde(default)]
+    pub kernel: String,
     pub hhi_version: String,
     pub started: String,
     pub finished: String,
