@@ -1,7 +1,8 @@
 //! Choosing the compute backend at run time: `auto` takes CUDA, then wgpu, then the CPU,
 //! among those compiled in (`--features cuda`, `--features wgpu`). The CPU backend is
-//! burn-flex (`cpu`); burn-ndarray (`ndarray`) stays selectable as the slower reference. Model code is generic
-//! over burn's `Backend`; [`with_backend!`] instantiates it for the chosen one.
+//! burn-flex (`cpu`); burn-ndarray (`ndarray`) stays selectable as the slower reference.
+//! Model code is generic over burn's `Backend`; [`with_backend!`] instantiates it for the
+//! chosen one.
 
 use std::fmt;
 
@@ -25,6 +26,19 @@ impl fmt::Display for BackendKind {
             #[cfg(feature = "cuda")]
             BackendKind::Cuda => "cuda",
         })
+    }
+}
+
+impl BackendKind {
+    /// The device a stage's record names (which kernels ran is [`kernel_class`]'s part).
+    pub fn device(self) -> String {
+        match self {
+            BackendKind::Cpu | BackendKind::NdArray => "cpu".into(),
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => "wgpu".into(),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => "cuda:0".into(),
+        }
     }
 }
 
@@ -85,7 +99,7 @@ fn driver_present() -> bool {
 /// Resolves a pipeline's `backend` (auto | cpu | ndarray | wgpu | cuda) to a usable backend.
 pub fn resolve(requested: &str) -> anyhow::Result<BackendKind> {
     match requested {
-        "cpu" | "flex" => Ok(BackendKind::Cpu),
+        "cpu" => Ok(BackendKind::Cpu),
         "ndarray" => Ok(BackendKind::NdArray),
         #[cfg(feature = "cuda")]
         "cuda" => usable(BackendKind::Cuda)

@@ -103,7 +103,7 @@ fn sampling_is_seeded_and_respects_its_options() {
         &m,
         &prompt,
         &SampleOptions {
-            stop_token: Some(stop),
+            stop_tokens: vec![stop],
             ..o.clone()
         },
         &dev(),
@@ -115,7 +115,7 @@ fn sampling_is_seeded_and_respects_its_options() {
         &m,
         &prompt,
         &SampleOptions {
-            stop_token: Some(stop),
+            stop_tokens: vec![stop],
             min_new_tokens: 5,
             ..o.clone()
         },
@@ -204,7 +204,7 @@ fn check_t5(name: &str) {
         &start,
         &SampleOptions {
             max_new_tokens: 10,
-            stop_token: eos,
+            stop_tokens: eos.into_iter().collect(),
             ..Default::default()
         },
         &dev(),
@@ -246,7 +246,7 @@ fn check_ragged<M: Decoder<Cpu>>(m: &M, name: &str) {
     let prompts = id_rows(&e["prompts"]);
     let greedy_opts = SampleOptions {
         max_new_tokens: 8,
-        stop_token: Some(0),
+        stop_tokens: vec![0],
         ..Default::default()
     };
     let greedy = sample(m, &prompts, &greedy_opts, &dev()).unwrap();
@@ -318,7 +318,7 @@ fn sampled_rows_do_not_depend_on_the_rest_of_the_batch() {
         temperature: 1.0,
         top_p: 0.9,
         no_repeat_ngram: 3,
-        stop_token: Some(3),
+        stop_tokens: vec![3],
         seed: 7,
         ..Default::default()
     };
@@ -359,7 +359,7 @@ fn check_t5_padded(name: &str) {
     let starts = vec![vec![cfg.decoder_start()]; sources.len()];
     let greedy_opts = SampleOptions {
         max_new_tokens: 10,
-        stop_token: cfg.eos_token_id,
+        stop_tokens: cfg.eos_token_id.into_iter().collect(),
         ..Default::default()
     };
     let greedy = sample(&s2s, &starts, &greedy_opts, &dev()).unwrap();

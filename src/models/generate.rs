@@ -367,11 +367,10 @@ pub struct SampleOptions {
     pub temperature: f32,
     pub top_p: f32,
     pub no_repeat_ngram: usize,
-    /// Generation stops after this token (it is kept in the output).
-    pub stop_token: Option<u32>,
-    /// Further tokens that end a row the same way (e.g. a document separator after which a
-    /// language model starts an unrelated text); `min_new_tokens` forbids them too.
-    pub also_stop: Vec<u32>,
+    /// A row stops after any of these tokens (it is kept in the output): e.g. a newline
+    /// and the document separator, after which a language model starts unrelated text.
+    /// `min_new_tokens` forbids them until then.
+    pub stop_tokens: Vec<u32>,
     /// Row `i` samples from [`row_rng`]`(seed, stream_i)`.
     pub seed: u64,
 }
@@ -384,8 +383,7 @@ impl Default for SampleOptions {
             temperature: 0.0,
             top_p: 1.0,
             no_repeat_ngram: 0,
-            stop_token: None,
-            also_stop: Vec::new(),
+            stop_tokens: Vec::new(),
             seed: 0,
         }
     }
@@ -451,7 +449,7 @@ pub fn sample_streams<B: Backend, M: Decoder<B>>(
                 forbid(&mut l, b);
             }
             if step < opt.min_new_tokens {
-                for &s in opt.stop_token.iter().chain(&opt.also_stop) {
+                for &s in &opt.stop_tokens {
                     forbid(&mut l, s);
                 }
             }
@@ -461,7 +459,7 @@ pub fn sample_streams<B: Backend, M: Decoder<B>>(
                 draw(&l, opt.temperature, opt.top_p, &mut rngs[i])
             };
             seqs[i].push(tok);
-            if Some(tok) != opt.stop_token && !opt.also_stop.contains(&tok) {
+            if !opt.stop_tokens.contains(&tok) {
                 next.push(tok);
                 keep.push(pos);
             }

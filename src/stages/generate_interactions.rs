@@ -59,19 +59,14 @@ pub(crate) fn sampling_params(temperature: f64) -> Vec<ParamSpec> {
 }
 
 /// The options of one sampling call.
-pub(crate) fn sample_options(
-    p: &Params,
-    seed: u64,
-    stops: &(Option<u32>, Vec<u32>),
-) -> SampleOptions {
+pub(crate) fn sample_options(p: &Params, seed: u64, stops: &[u32]) -> SampleOptions {
     SampleOptions {
         max_new_tokens: p.int("max_new_tokens") as usize,
         min_new_tokens: 0,
         temperature: p.float("temperature") as f32,
         top_p: p.float("top_p") as f32,
         no_repeat_ngram: p.int("no_repeat_ngram") as usize,
-        stop_token: stops.0,
-        also_stop: stops.1.clone(),
+        stop_tokens: stops.to_vec(),
         seed,
     }
 }

@@ -81,13 +81,7 @@ impl StageKind for TrainTokenizer {
 /// Resolves the pipeline's backend and records the device in the stage's record.
 pub(crate) fn backend(ctx: &mut StageContext) -> anyhow::Result<crate::backend::BackendKind> {
     let kind = crate::backend::resolve(&ctx.backend)?;
-    let device = match kind.to_string().as_str() {
-        "cpu" => "cpu".to_string(),
-        "ndarray" => "cpu (ndarray)".to_string(),
-        "cuda" => "cuda:0".to_string(),
-        other => other.to_string(),
-    };
-    ctx.set_device(device);
+    ctx.set_device(kind.device());
     ctx.set_kernel(crate::backend::kernel_class(kind));
     Ok(kind)
 }
@@ -102,22 +96,22 @@ pub(crate) fn newline_token(tok: &Tokenizer) -> Option<u32> {
 /// `<|endoftext|>` (transformers' `generate` also stops at the model's EOS; without it a
 /// small LM runs on into the next pretraining document, and that text, decoded without its
 /// special tokens, joins the line).
-pub(crate) fn line_stops(tok: &Tokenizer) -> (Option<u32>, Vec<u32>) {
-    (
-        newline_token(tok),
-        tok.token_id("<|endoftext|>").into_iter().collect(),
-    )
+pub(crate) fn line_stops(tok: &Tokenizer) -> Vec<u32> {
+    newline_token(tok)
+        .into_iter()
+        .chain(tok.token_id("<|endoftext|>"))
+        .collect()
 }
 
 /// The text of generated tokens up to the first stop token (or newline inside a token).
 pub(crate) fn generated_line(
     tok: &Tokenizer,
     new: &[u32],
-    stops: &(Option<u32>, Vec<u32>),
+    stops: &[u32],
 ) -> anyhow::Result<String> {
     let end = new
         .iter()
-        .position(|&t| Some(t) == stops.0 || stops.1.contains(&t))
+        .position(|t| stops.contains(t))
         .unwrap_or(new.len());
     let text = tok.decode(&new[..end])?;
     Ok(text.split('\n').next().unwrap_or("").to_string())
