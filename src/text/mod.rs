@@ -3,8 +3,10 @@
 //! pseudo-label post-processing of stage 7 (pure functions over strings).
 
 pub mod captions;
+pub mod eval;
 pub mod extract;
 pub mod filters;
+pub mod glove;
 pub mod labels;
 pub mod lexicon;
 pub mod names;
