@@ -399,7 +399,7 @@ fn print_stages(registry: &Registry, json: bool) -> anyhow::Result<()> {
             .collect();
         let ports = |v: Vec<crate::registry::PortSpec>| -> Vec<serde_json::Value> {
             v.iter()
-                .map(|p| serde_json::json!({"name": p.name, "type": p.ty.name(), "doc": p.doc}))
+                .map(|p| serde_json::json!({"name": p.name, "type": p.ty.name(), "doc": p.doc, "optional": p.optional}))
                 .collect()
         };
         all.push(serde_json::json!({
@@ -421,9 +421,10 @@ fn print_stages(registry: &Registry, json: bool) -> anyhow::Result<()> {
         ))?;
         for p in k.inputs() {
             outln(format_args!(
-                "  in   {:<16} {:<14} {}",
+                "  in   {:<16} {:<14} {}{}",
                 p.name,
                 p.ty.name(),
+                if p.optional { "(optional) " } else { "" },
                 p.doc
             ))?;
         }

@@ -767,7 +767,10 @@ impl<'a> Loader<'a> {
             }
         }
         for port in &kind.inputs {
-            if !body.inputs.contains_key(&port.name) && !body.given.contains(&port.name) {
+            if !port.optional
+                && !body.inputs.contains_key(&port.name)
+                && !body.given.contains(&port.name)
+            {
                 self.hint(
                     span.clone(),
                     format!(

@@ -16,6 +16,9 @@ pub struct PortSpec {
     pub name: String,
     pub ty: ArtifactType,
     pub doc: &'static str,
+    /// An input the stage can do without (e.g. `evaluate`'s `labels`, which only adds a
+    /// baseline); outputs are always written.
+    pub optional: bool,
 }
 
 impl PortSpec {
@@ -24,7 +27,14 @@ impl PortSpec {
             name: name.to_string(),
             ty,
             doc,
+            optional: false,
         }
+    }
+
+    /// Marks an input port as optional.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
     }
 }
 

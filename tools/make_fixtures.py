@@ -6,6 +6,7 @@ Run on a developer's machine (CPU torch is enough); CI only reads the committed 
     pip install torch transformers sentencepiece protobuf tokenizers
     python3 tools/make_fixtures.py            # writes tests/fixtures/
     python3 tools/make_fixtures.py padded     # only tests/fixtures/padded/ (reads the others)
+    python3 tools/make_fixtures.py captioner  # only tests/fixtures/captioner*/ (reads gpt2, gpt2_cross)
 
 For each architecture it writes tests/fixtures/<name>/ holding a Hugging Face checkpoint
 folder (config.json, model.safetensors, tokenizer.json where relevant) and expected.json:
@@ -441,6 +442,78 @@ def padded():
     write(d, out)
 
 
+def captioner():
+    """The two captioner variants, built around the committed GPT-2 checkpoints (loaded, so
+    the other fixtures keep their bytes): ClipCap (features → MLP with tanh → prefix) and
+    EncDec (features → Linear → one memory token for cross-attention). Saved in ClipCap's
+    key names with hhi's captioner config.json; expected teacher-forced logits and what
+    `generate(inputs_embeds=…)` / `generate(input_ids, encoder_hidden_states=…)` return."""
+    from safetensors.torch import save_file
+    out = {}
+    for variant, base in [("clipcap", "gpt2"), ("encdec", "gpt2_cross")]:
+        gpt = GPT2LMHeadModel.from_pretrained(OUT / base).eval()
+        hf_cfg = json.loads((OUT / base / "config.json").read_text())
+        g = torch.Generator().manual_seed(60 if variant == "clipcap" else 61)
+        f, plen, d = 16, 3, gpt.config.n_embd
+        if variant == "clipcap":
+            proj = torch.nn.Sequential(torch.nn.Linear(f, d * plen // 2), torch.nn.Tanh(),
+                                       torch.nn.Linear(d * plen // 2, d * plen))
+            names = {"0": "clip_project.model.0", "2": "clip_project.model.2"}
+        else:
+            proj = torch.nn.Sequential(torch.nn.Linear(f, d))
+            names = {"0": "clip_project"}
+        with torch.no_grad():
+            for p in proj.parameters():
+                p.copy_(2.0 * torch.randn(p.shape, generator=g))
+        sd = {}
+        for k, v in proj.state_dict().items():
+            idx, rest = k.split(".", 1)
+            sd[f"{names[idx]}.{rest}"] = v.contiguous()
+        for k, v in gpt.state_dict().items():
+            if k == "lm_head.weight" or k.endswith(".attn.bias") or k.endswith(".attn.masked_bias"):
+                continue
+            sd[f"gpt.{k}"] = v.contiguous().clone()
+        dd = OUT / f"captioner_{variant}"
+        if dd.exists():
+            shutil.rmtree(dd)
+        dd.mkdir(parents=True)
+        save_file(sd, str(dd / "model.safetensors"), metadata={"format": "pt"})
+        cfg = {"variant": variant, "prefix_size": f, "prefix_length": plen if variant == "clipcap" else 1,
+               "gpt2": hf_cfg}
+        (dd / "config.json").write_text(json.dumps(cfg, indent=2))
+        feats = torch.randn(2, f, generator=g)
+        tokens = torch.cat([torch.zeros(2, 1, dtype=torch.long),
+                            torch.randint(1, 400, (2, 5), generator=g)], dim=1)
+        with torch.no_grad():
+            cond = proj(feats).reshape(2, -1, d)
+            if variant == "clipcap":
+                emb = torch.cat([cond, gpt.transformer.wte(tokens)], dim=1)
+                logits = gpt(inputs_embeds=emb).logits[:, plen - 1: plen - 1 + tokens.shape[1]]
+            else:
+                logits = gpt(input_ids=tokens, encoder_hidden_states=cond).logits[:, :-1]
+            gen = []
+            for i in range(2):
+                start = torch.zeros(1, 1, dtype=torch.long)
+                if variant == "clipcap":
+                    kw = {"inputs_embeds": torch.cat([cond[i:i + 1], gpt.transformer.wte(start)], dim=1)}
+                else:
+                    kw = {"input_ids": start, "encoder_hidden_states": cond[i:i + 1]}
+                greedy = gpt.generate(**kw, max_new_tokens=8, do_sample=False, pad_token_id=0)
+                beams = gpt.generate(**kw, max_new_tokens=6, num_beams=4, num_return_sequences=4,
+                                     length_penalty=1.0, early_stopping=True, do_sample=False, pad_token_id=0,
+                                     output_scores=True, return_dict_in_generate=True)
+                # With inputs_embeds only the new tokens come back; with input_ids the prompt too.
+                skip = 0 if variant == "clipcap" else 1
+                gen.append({"greedy": strip_generated(tolist(greedy)[0][skip:], 0, 0, 0),
+                            "beam": [strip_generated(r[skip:], 0, 0, 0) for r in tolist(beams.sequences)],
+                            "scores": tolist(beams.sequences_scores)})
+        out[variant] = {"features": tolist(feats), "tokens": tolist(tokens), "logits": tolist(logits),
+                        "conditioning": tolist(cond), "generate": gen}
+    d = OUT / "captioner"
+    d.mkdir(parents=True, exist_ok=True)
+    write(d, out)
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
@@ -456,13 +529,17 @@ def main():
     images()
     bart()
     padded()
+    captioner()
     tok_path.unlink()
     (OUT / "VERSIONS").write_text(f"torch {torch.__version__}\ntransformers {transformers.__version__}\n")
     print("fixtures written to", OUT)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["padded"]:  # only the padded-batch fixture, from the committed checkpoints
+    if sys.argv[1:] == ["captioner"]:  # only the captioner fixtures, from the committed GPT-2s
+        torch.set_num_threads(1)
+        captioner()
+    elif sys.argv[1:] == ["padded"]:  # only the padded-batch fixture, from the committed checkpoints
         torch.set_num_threads(1)
         padded()
     else:

@@ -72,6 +72,12 @@ macro_rules! causal_decoder {
                 prompt: Tensor<B, 2, Int>,
                 pads: &[usize],
             ) -> anyhow::Result<(Tensor<B, 2>, CausalCache<B>)> {
+                if self.has_cross_attention() {
+                    bail!(
+                        "this model has cross-attention layers and needs encoder states: \
+                         generate through `EmbedsDecoder::with_memory`"
+                    );
+                }
                 let mut kv = self.new_cache();
                 let [_, t] = prompt.dims();
                 // Unpadded batches take the plain path (bit-identical to an unmasked pass).
@@ -108,6 +114,157 @@ macro_rules! causal_decoder {
 }
 causal_decoder!(super::gpt2::Gpt2<B>);
 causal_decoder!(super::gpt_neo::GptNeo<B>);
+
+/// GPT-2 conditioned on an image, one conditioning per prompt row: a ClipCap prefix of
+/// vectors placed before the prompt's token embeddings (transformers'
+/// `generate(inputs_embeds=cat(prefix, embed(prompt)))`), or encoder memory that
+/// cross-attention layers attend to (`generate(input_ids, encoder_hidden_states=memory)`).
+pub struct EmbedsDecoder<'a, B: Backend> {
+    pub model: &'a super::gpt2::Gpt2<B>,
+    /// `[rows, prefix_len, d]`
+    pub prefix: Option<Tensor<B, 3>>,
+    /// `[rows, memory_len, d]`
+    pub memory: Option<Tensor<B, 3>>,
+}
+
+/// [`EmbedsDecoder`]'s cache: the self-attention cache and the memory rows, which follow
+/// the beams when they are reordered.
+pub struct EmbedsCache<B: Backend> {
+    pub causal: CausalCache<B>,
+    pub memory: Option<Tensor<B, 3>>,
+}
+
+impl<'a, B: Backend> EmbedsDecoder<'a, B> {
+    pub fn with_prefix(
+        model: &'a super::gpt2::Gpt2<B>,
+        prefix: Tensor<B, 3>,
+    ) -> anyhow::Result<Self> {
+        if model.has_cross_attention() {
+            bail!("this GPT-2 has cross-attention layers: give it memory, not a prefix");
+        }
+        let d = model.wte.weight.val().dims()[1];
+        if prefix.dims()[2] != d {
+            bail!(
+                "prefix vectors have {} values, the model's embeddings {d}",
+                prefix.dims()[2]
+            );
+        }
+        Ok(EmbedsDecoder {
+            model,
+            prefix: Some(prefix),
+            memory: None,
+        })
+    }
+
+    pub fn with_memory(
+        model: &'a super::gpt2::Gpt2<B>,
+        memory: Tensor<B, 3>,
+    ) -> anyhow::Result<Self> {
+        if !model.has_cross_attention() {
+            bail!(
+                "this GPT-2 has no cross-attention layers (add_cross_attention = false): \
+                 it cannot attend to memory"
+            );
+        }
+        let d = model.wte.weight.val().dims()[1];
+        if memory.dims()[2] != d {
+            bail!(
+                "memory vectors have {} values, the model's embeddings {d}",
+                memory.dims()[2]
+            );
+        }
+        Ok(EmbedsDecoder {
+            model,
+            prefix: None,
+            memory: Some(memory),
+        })
+    }
+
+    fn prefix_len(&self) -> usize {
+        self.prefix.as_ref().map(|p| p.dims()[1]).unwrap_or(0)
+    }
+}
+
+impl<B: Backend> Decoder<B> for EmbedsDecoder<'_, B> {
+    type Cache = EmbedsCache<B>;
+    fn prefill(
+        &self,
+        prompt: Tensor<B, 2, Int>,
+        pads: &[usize],
+    ) -> anyhow::Result<(Tensor<B, 2>, EmbedsCache<B>)> {
+        let [rows, t] = prompt.dims();
+        let given = self
+            .prefix
+            .as_ref()
+            .or(self.memory.as_ref())
+            .map(|x| x.dims()[0])
+            .unwrap_or(0);
+        if given != rows {
+            bail!("{rows} prompts but {given} prefixes or memories: give one per prompt");
+        }
+        let dev = prompt.device();
+        let p = self.prefix_len();
+        // Padding sits between the prefix and the tokens; positions skip it (cumsum of the
+        // mask), as they do in transformers for a mask with holes.
+        let mask = pads.iter().any(|&n| n > 0).then(|| {
+            let tokens = left_mask::<B>(pads, t, &dev);
+            match p {
+                0 => tokens,
+                _ => Tensor::cat(vec![Tensor::ones([rows, p], &dev), tokens], 1),
+            }
+        });
+        let mut x = self.model.embed(prompt);
+        if let Some(prefix) = &self.prefix {
+            x = Tensor::cat(vec![prefix.clone(), x], 1);
+        }
+        let mut kv = self.model.new_cache();
+        let logits = self.model.forward_embeds_masked(
+            x,
+            self.memory.as_ref(),
+            mask.clone(),
+            None,
+            Some(&mut kv),
+        );
+        Ok((
+            last(logits),
+            EmbedsCache {
+                causal: CausalCache { kv, mask },
+                memory: self.memory.clone(),
+            },
+        ))
+    }
+    fn step(&self, tokens: Tensor<B, 2, Int>, cache: &mut EmbedsCache<B>) -> Tensor<B, 2> {
+        let c = &mut cache.causal;
+        if let Some(m) = c.mask.take() {
+            let ones = Tensor::<B, 2, Int>::ones([m.dims()[0], 1], &m.device());
+            c.mask = Some(Tensor::cat(vec![m, ones], 1));
+        }
+        let x = self.model.embed(tokens);
+        let logits = self.model.forward_embeds_masked(
+            x,
+            cache.memory.as_ref(),
+            c.mask.clone(),
+            None,
+            Some(&mut c.kv),
+        );
+        last(logits)
+    }
+    fn reorder(&self, cache: &mut EmbedsCache<B>, rows: Tensor<B, 1, Int>) {
+        cache.causal.kv.select(rows.clone());
+        if let Some(m) = cache.causal.mask.take() {
+            cache.causal.mask = Some(m.select(0, rows.clone()));
+        }
+        if let Some(m) = cache.memory.take() {
+            cache.memory = Some(m.select(0, rows));
+        }
+    }
+    fn vocab_size(&self) -> usize {
+        self.model.wte.weight.val().dims()[0]
+    }
+    fn max_positions(&self) -> Option<usize> {
+        Some(self.model.wpe.weight.val().dims()[0] - self.prefix_len())
+    }
+}
 
 /// A sequence-to-sequence model bound to encoder states: generation runs its decoder.
 /// `enc` holds one source, or one per prompt row (or one per group of `rows / sources`
@@ -765,79 +922,150 @@ pub fn paper_beam<B: Backend, M: Decoder<B>>(
     top_n: usize,
     dev: &B::Device,
 ) -> anyhow::Result<Vec<Hypothesis>> {
-    let prompts = [prompt.to_vec()];
-    check_prompts(model, &prompts, max_new_tokens)?;
+    let mut all = paper_beam_batch(
+        model,
+        &[prompt.to_vec()],
+        width,
+        max_new_tokens,
+        eos,
+        top_n,
+        dev,
+    )?;
+    Ok(all.pop().expect("one prompt, one result"))
+}
+
+/// A beam of [`paper_beam_batch`]: generated tokens, summed log-prob, ended at EOS.
+type PaperBeam = (Vec<u32>, f32, bool);
+
+/// The `k` best tokens of one row by (log-prob descending, token ascending), unsorted:
+/// no more than `width` continuations of one beam can be among the `width` best overall,
+/// so the full vocabulary never has to be sorted.
+fn top_tokens(lp: &[f32], k: usize) -> Vec<(f32, u32)> {
+    let mut v: Vec<(f32, u32)> = lp.iter().enumerate().map(|(t, &x)| (x, t as u32)).collect();
+    let cmp = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if k < v.len() {
+        v.select_nth_unstable_by(k, cmp);
+        v.truncate(k);
+    }
+    v
+}
+
+/// [`paper_beam`] for many prompts at once, one decoder row per prompt (e.g. one image's
+/// prefix each); every prompt's result equals its search alone. Prompts whose beams have
+/// all ended leave the batch.
+pub fn paper_beam_batch<B: Backend, M: Decoder<B>>(
+    model: &M,
+    prompts: &[Vec<u32>],
+    width: usize,
+    max_new_tokens: usize,
+    eos: u32,
+    top_n: usize,
+    dev: &B::Device,
+) -> anyhow::Result<Vec<Vec<Hypothesis>>> {
+    check_prompts(model, prompts, max_new_tokens)?;
     if width == 0 || width > model.vocab_size() {
         bail!(
             "beam width {width} must be between 1 and the vocabulary size {}",
             model.vocab_size()
         );
     }
-    let (ids, pads) = prompt_batch::<B>(&prompts, dev)?;
+    if max_new_tokens == 0 {
+        bail!("max_new_tokens must be at least 1");
+    }
+    let (ids, pads) = prompt_batch::<B>(prompts, dev)?;
     let (logits, mut cache) = model.prefill(ids, &pads)?;
-    let first = &rows_f32(log_softmax(logits, 1))[0];
-    let mut order: Vec<u32> = (0..first.len() as u32).collect();
-    order.sort_by(|&a, &b| {
-        first[b as usize]
-            .total_cmp(&first[a as usize])
-            .then(a.cmp(&b))
-    });
-    let mut beams: Vec<(Vec<u32>, f32, bool)> = order[..width]
+    let first = rows_f32(log_softmax(logits, 1));
+    let cmp = |a: &(f32, usize, Option<u32>), b: &(f32, usize, Option<u32>)| {
+        b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+    };
+    let mut beams: Vec<Vec<PaperBeam>> = first
         .iter()
-        .map(|&t| (vec![t], first[t as usize], t == eos))
+        .map(|lp| {
+            let mut c: Vec<(f32, usize, Option<u32>)> = top_tokens(lp, width)
+                .into_iter()
+                .map(|(x, t)| (x, 0, Some(t)))
+                .collect();
+            c.sort_by(cmp);
+            c.into_iter()
+                .map(|(x, _, t)| {
+                    let t = t.expect("a token");
+                    (vec![t], x, t == eos)
+                })
+                .collect()
+        })
         .collect();
-    model.reorder(
-        &mut cache,
-        Tensor::from_data(TensorData::new(vec![0i64; width], [width]), dev),
-    );
+    // Every prompt's row, repeated for its beams.
+    let rows: Vec<usize> = (0..prompts.len())
+        .flat_map(|p| std::iter::repeat_n(p, width))
+        .collect();
+    let mut active: Vec<usize> = (0..prompts.len()).collect();
+    let mut cache_rows = rows;
     for _ in 1..max_new_tokens {
-        if beams.iter().all(|b| b.2) {
+        // Prompts whose beams have all ended leave the batch (with their cache rows).
+        let keep: Vec<usize> = (0..active.len())
+            .filter(|&i| !beams[active[i]].iter().all(|b| b.2))
+            .collect();
+        if keep.is_empty() {
             break;
         }
-        let toks: Vec<u32> = beams
+        if keep.len() < active.len() {
+            cache_rows = keep
+                .iter()
+                .flat_map(|&i| cache_rows[i * width..(i + 1) * width].to_vec())
+                .collect();
+            active = keep.iter().map(|&i| active[i]).collect();
+        }
+        model.reorder(&mut cache, rows_tensor::<B>(&cache_rows, dev));
+        let toks: Vec<u32> = active
             .iter()
-            .map(|b| *b.0.last().expect("non-empty"))
+            .flat_map(|&p| beams[p].iter().map(|b| *b.0.last().expect("non-empty")))
             .collect();
-        let rows = rows_f32(log_softmax(
+        let logp = rows_f32(log_softmax(
             model.step(ids_tensor::<B>(&toks, dev), &mut cache),
             1,
         ));
-        let mut cands: Vec<(f32, usize, Option<u32>)> = Vec::new();
-        for (b, lp) in rows.iter().enumerate() {
-            if beams[b].2 {
-                cands.push((beams[b].1, b, None)); // a finished beam carries over unchanged
-            } else {
-                cands.extend(
-                    lp.iter()
-                        .enumerate()
-                        .map(|(t, &x)| (beams[b].1 + x, b, Some(t as u32))),
-                );
-            }
-        }
-        cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        cands.truncate(width);
-        let rows_idx: Vec<i64> = cands.iter().map(|c| c.1 as i64).collect();
-        beams = cands
-            .iter()
-            .map(|&(s, b, t)| match t {
-                None => beams[b].clone(),
-                Some(t) => {
-                    let mut seq = beams[b].0.clone();
-                    seq.push(t);
-                    (seq, s, t == eos)
+        let mut next_rows = Vec::with_capacity(cache_rows.len());
+        for (i, &p) in active.iter().enumerate() {
+            let mine = &beams[p];
+            let mut cands: Vec<(f32, usize, Option<u32>)> = Vec::new();
+            for (b, beam) in mine.iter().enumerate() {
+                if beam.2 {
+                    cands.push((beam.1, b, None)); // a finished beam carries over unchanged
+                } else {
+                    let lp = &logp[i * width + b];
+                    cands.extend(
+                        top_tokens(lp, width)
+                            .into_iter()
+                            .map(|(x, t)| (beam.1 + x, b, Some(t))),
+                    );
                 }
-            })
-            .collect();
-        model.reorder(
-            &mut cache,
-            Tensor::from_data(TensorData::new(rows_idx, [width]), dev),
-        );
+            }
+            cands.sort_by(cmp);
+            cands.truncate(width);
+            next_rows.extend(cands.iter().map(|c| i * width + c.1));
+            beams[p] = cands
+                .iter()
+                .map(|&(s, b, t)| match t {
+                    None => mine[b].clone(),
+                    Some(t) => {
+                        let mut seq = mine[b].0.clone();
+                        seq.push(t);
+                        (seq, s, t == eos)
+                    }
+                })
+                .collect();
+        }
+        cache_rows = next_rows;
     }
-    beams.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(beams
         .into_iter()
-        .take(top_n)
-        .map(|(tokens, score, _)| Hypothesis { tokens, score })
+        .map(|mut bs| {
+            bs.sort_by(|a, b| b.1.total_cmp(&a.1));
+            bs.into_iter()
+                .take(top_n)
+                .map(|(tokens, score, _)| Hypothesis { tokens, score })
+                .collect()
+        })
         .collect())
 }
 

@@ -10,10 +10,10 @@ use super::nn::{
 };
 use super::weights::{Export, Weights, read_config};
 use burn::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Gpt2Config {
     pub vocab_size: usize,
     pub n_positions: usize,
@@ -232,25 +232,40 @@ impl<B: Backend> Gpt2<B> {
     }
 
     pub fn from_weights(c: &Gpt2Config, w: Weights, dev: &B::Device) -> anyhow::Result<Self> {
+        let model = Self::build(c, &w, dev);
+        Self::ignore_buffers(c, &w);
+        w.finish()?;
+        Ok(model)
+    }
+
+    /// The model's tensors from `w`, without checking that `w` holds nothing else (for
+    /// composite models such as the captioner, which finish the check themselves).
+    pub fn build(c: &Gpt2Config, w: &Weights, dev: &B::Device) -> Self {
         let d = c.n_embd;
-        let model = Gpt2 {
-            wte: Embedding::load(&w, "transformer.wte", c.vocab_size, d, dev),
-            wpe: Embedding::load(&w, "transformer.wpe", c.n_positions, d, dev),
+        Gpt2 {
+            wte: Embedding::load(w, "transformer.wte", c.vocab_size, d, dev),
+            wpe: Embedding::load(w, "transformer.wpe", c.n_positions, d, dev),
             h: (0..c.n_layer)
-                .map(|i| Block::load(&w, &format!("transformer.h.{i}"), c, i, dev))
+                .map(|i| Block::load(w, &format!("transformer.h.{i}"), c, i, dev))
                 .collect(),
-            ln_f: LayerNorm::load(&w, "transformer.ln_f", d, c.layer_norm_epsilon, dev),
+            ln_f: LayerNorm::load(w, "transformer.ln_f", d, c.layer_norm_epsilon, dev),
             lm_head: (!c.tie_word_embeddings)
-                .then(|| Dense::linear(&w, "lm_head", d, c.vocab_size, false, dev)),
-        };
-        // Buffers of older checkpoints, and the tied head that some writers store anyway.
+                .then(|| Dense::linear(w, "lm_head", d, c.vocab_size, false, dev)),
+        }
+    }
+
+    /// Buffers of older checkpoints, and the tied head that some writers store anyway.
+    pub fn ignore_buffers(c: &Gpt2Config, w: &Weights) {
         w.ignore(|k| {
             k.ends_with(".attn.bias")
                 || k.ends_with(".attn.masked_bias")
-                || (c.tie_word_embeddings && k == "lm_head.weight")
+                || (c.tie_word_embeddings && k.ends_with("lm_head.weight"))
         });
-        w.finish()?;
-        Ok(model)
+    }
+
+    /// Whether the blocks have cross-attention layers (then they need encoder states).
+    pub fn has_cross_attention(&self) -> bool {
+        self.h.iter().any(|b| b.crossattention.is_some())
     }
 
     pub fn num_layers(&self) -> usize {

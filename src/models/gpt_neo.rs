@@ -177,6 +177,11 @@ impl<B: Backend> GptNeo<B> {
         Ok(model)
     }
 
+    /// GPT-Neo has no cross-attention (for the decoders' check shared with GPT-2).
+    pub fn has_cross_attention(&self) -> bool {
+        false
+    }
+
     pub fn new_cache(&self) -> KvCache<B> {
         KvCache::new(self.h.len())
     }

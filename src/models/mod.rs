@@ -3,6 +3,7 @@
 //! `transformers`.
 
 pub mod bart;
+pub mod captioner;
 pub mod clip;
 pub mod generate;
 pub mod gpt2;

@@ -145,6 +145,21 @@ impl Weights {
         None
     }
 
+    /// Renames stored tensors `prefix…` to `…`, so a sub-model of a composite checkpoint
+    /// (ClipCap's `gpt.transformer.…`) loads with the sub-model's own loader. Other names
+    /// are kept; a random init is unchanged.
+    pub fn strip_prefix(mut self, prefix: &str) -> Weights {
+        self.tensors = self
+            .tensors
+            .into_iter()
+            .map(|(k, v)| match k.strip_prefix(prefix) {
+                Some(rest) => (rest.to_string(), v),
+                None => (k, v),
+            })
+            .collect();
+        self
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         // A random init creates only what is always required; optional tensors stay absent.
         self.random.is_none() && self.resolve(name).is_some()
