@@ -27,6 +27,7 @@ Quick start:
   hhi plan pipelines/example.toml    what would run, and why
   hhi audit pipelines/example.toml   re-hash every locked artifact
   hhi stages                         the stage kinds and their parameters
+  hhi path evaluate.metrics          where an output lies in the store
 
 Environment:
   HHI_STORE   the store folder (default: ./artifacts)
@@ -127,6 +128,14 @@ enum Cmd {
         /// Print the record as JSON (an array of records when several produced the digest).
         #[arg(long)]
         json: bool,
+    },
+    /// Print where an output lies in the store (read it there; never write to it).
+    Path {
+        /// `<stage>.<port>`, e.g. `evaluate.metrics`, or a stage name with one output.
+        output: String,
+        /// Resolve stage names through this pipeline's lock (default: the latest run).
+        #[arg(long, value_name = "P.toml")]
+        pipeline: Option<PathBuf>,
     },
     /// Print the DAG with each stage's state.
     Graph {
@@ -330,6 +339,31 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Cmd::Path { output, pipeline } => {
+            let p = pipeline.as_ref().map(load).transpose()?;
+            let (stage, port) = match output.split_once('.') {
+                Some((s, p)) => (s, Some(p)),
+                None => (output.as_str(), None),
+            };
+            let recs = crate::show::find_records(&store, stage, p.as_ref())?;
+            let rec = recs.last().expect("find_records returns at least one record");
+            let out = match port {
+                Some(port) => rec.outputs.get(port).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "stage `{stage}` has no output `{port}`; its outputs: {}",
+                        rec.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })?,
+                None if rec.outputs.len() == 1 => rec.outputs.values().next().expect("one"),
+                None => anyhow::bail!(
+                    "stage `{stage}` has {} outputs: name one, e.g. `{stage}.{}`",
+                    rec.outputs.len(),
+                    rec.outputs.keys().next().map(String::as_str).unwrap_or("out")
+                ),
+            };
+            outln(store.object_path(&out.digest).display())?;
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Show {
             what,

@@ -42,6 +42,7 @@ artifact_types! {
     NliModel => "an NLI classifier checkpoint (BART-MNLI)",
     PseudoLabels => "pseudo-labelled items with sample weights",
     ImageSet => "a folder of images with ids and captions",
+    Features => "image features: features.safetensors ([n, d] f32) and index.jsonl ({source, id} per row)",
     Captioner => "an image captioner checkpoint (CLIP prefix + GPT-2)",
     Predictions => "top-k beam predictions per image, with scores",
     Metrics => "evaluation metrics as JSON",

@@ -14,9 +14,9 @@ fn smoke_project() -> Project {
         SMOKE,
         &std::fs::read_to_string(src.join("smoke.toml")).unwrap(),
     );
-    for f in ["interactions.txt", "captions.txt"] {
-        let text = std::fs::read_to_string(src.join("prompts").join(f)).unwrap();
-        p.write(&format!("pipelines/prompts/{f}"), &text);
+    for f in ["prompts/interactions.txt", "prompts/captions.txt", "glove/toy.50d.txt"] {
+        let text = std::fs::read_to_string(src.join(f)).unwrap();
+        p.write(&format!("pipelines/{f}"), &text);
     }
     p
 }
@@ -46,7 +46,7 @@ fn smoke_runs_end_to_end_and_edits_rerun_only_their_descendants() {
     let p = smoke_project();
     let out = p.run(SMOKE);
     assert!(out.values().all(|s| s == "ran"), "{out:?}");
-    assert_eq!(out.len(), 13, "{out:?}");
+    assert_eq!(out.len(), 23, "{out:?}");
     assert!(stale(&p).is_empty());
     // A model stage records its kernel class, and reruns to the same bits on this machine.
     let shown = p.ok(&["show", "lm"]);
@@ -75,7 +75,13 @@ fn smoke_runs_end_to_end_and_edits_rerun_only_their_descendants() {
             "summarizer",
             "labels",
             "postprocess",
-            "diagnose"
+            "diagnose",
+            "captioner",
+            "predict",
+            "evaluate",
+            "captioner_encdec",
+            "predict_encdec",
+            "evaluate_encdec",
         ])
     );
     p.write("pipelines/prompts/captions.txt", &prompt);
@@ -86,11 +92,45 @@ fn smoke_runs_end_to_end_and_edits_rerun_only_their_descendants() {
     let edited = toml.replacen("lr = 1e-3\nepochs", "lr = 2e-3\nepochs", 1);
     assert_ne!(edited, toml, "smoke.toml sets the summarizer's lr");
     p.write(SMOKE, &edited);
-    assert_eq!(
-        stale(&p),
-        names(&["summarizer", "labels", "postprocess", "diagnose"])
-    );
+    let downstream = [
+        "captioner",
+        "predict",
+        "evaluate",
+        "captioner_encdec",
+        "predict_encdec",
+        "evaluate_encdec",
+    ];
+    let mut want = vec!["summarizer", "labels", "postprocess", "diagnose"];
+    want.extend(downstream);
+    assert_eq!(stale(&p), names(&want));
     p.write(SMOKE, &toml);
+
+    // The captioner's learning rate: stage 8 and what follows from it; the text half and
+    // the CLIP features stay fresh.
+    let edited = toml.replacen("lr = 1e-3\nsteps = 20\n\n[stages.predict]", "lr = 2e-3\nsteps = 20\n\n[stages.predict]", 1);
+    assert_ne!(edited, toml, "smoke.toml sets the captioner's lr");
+    p.write(SMOKE, &edited);
+    assert_eq!(stale(&p), names(&["captioner", "predict", "evaluate"]));
+    p.write(SMOKE, &toml);
+
+    // The evaluation's outputs: the paper's tables, baselines beside the model.
+    let metrics: serde_json::Value =
+        serde_json::from_str(&p.read_output("evaluate.metrics")).unwrap();
+    for table in ["model", "most_frequent", "chance"] {
+        for metric in ["label_match", "verb_match", "verb_sim"] {
+            for k in ["@1", "@5", "@8"] {
+                let v = &metrics[table][metric][k]["overall"];
+                assert!(v.is_number(), "{table}.{metric}.{k}: {metrics}");
+            }
+        }
+        assert!(metrics[table].get("bleurt").is_none(), "no BLEURT model, no BLEURT number");
+        assert!(metrics[table].get("nli_pe").is_none(), "no NLI model, no NLI number");
+    }
+    // Without `labels`, no most-frequent baseline.
+    let encdec: serde_json::Value =
+        serde_json::from_str(&p.read_output("evaluate_encdec.metrics")).unwrap();
+    assert!(encdec.get("most_frequent").is_none(), "{encdec}");
+    assert!(encdec["model"]["verb_match"]["@8"]["ww"].is_number(), "{encdec}");
 
     // Two fresh stores: the same keys and digests for every artifact.
     let q = smoke_project();

@@ -94,6 +94,77 @@ pub fn t5_config(
     })
 }
 
+/// The sizes of a CLIP trained from scratch (both towers share width, depth and heads).
+#[derive(Debug, Clone, Copy)]
+pub struct ClipSize {
+    pub vocab: usize,
+    pub max_text: usize,
+    pub eos: u32,
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub projection_dim: usize,
+}
+
+/// A `CLIPModel` config in transformers' form.
+pub fn clip_config(s: &ClipSize) -> Value {
+    json!({
+        "architectures": ["CLIPModel"],
+        "logit_scale_init_value": 2.6592,
+        "model_type": "clip",
+        "projection_dim": s.projection_dim,
+        "text_config": {
+            "bos_token_id": s.eos, "eos_token_id": s.eos, "pad_token_id": s.eos,
+            "hidden_act": "quick_gelu", "hidden_size": s.hidden,
+            "intermediate_size": 4 * s.hidden, "layer_norm_eps": 1e-5,
+            "max_position_embeddings": s.max_text, "model_type": "clip_text_model",
+            "num_attention_heads": s.heads, "num_hidden_layers": s.layers,
+            "projection_dim": s.projection_dim, "vocab_size": s.vocab,
+        },
+        "vision_config": {
+            "hidden_act": "quick_gelu", "hidden_size": s.hidden, "image_size": s.image_size,
+            "intermediate_size": 4 * s.hidden, "layer_norm_eps": 1e-5,
+            "model_type": "clip_vision_model", "num_attention_heads": s.heads,
+            "num_channels": 3, "num_hidden_layers": s.layers, "patch_size": s.patch_size,
+            "projection_dim": s.projection_dim,
+        },
+    })
+}
+
+/// A GPT-2 config (`GPT2LMHeadModel`, tied head) with optional cross-attention.
+pub fn gpt2_config(
+    vocab: usize,
+    positions: usize,
+    embd: usize,
+    layers: usize,
+    heads: usize,
+    eos: u32,
+    cross: bool,
+) -> Value {
+    json!({
+        "activation_function": "gelu_new",
+        "add_cross_attention": cross,
+        "architectures": ["GPT2LMHeadModel"],
+        "attn_pdrop": 0.0,
+        "bos_token_id": eos,
+        "embd_pdrop": 0.0,
+        "eos_token_id": eos,
+        "initializer_range": 0.02,
+        "layer_norm_epsilon": 1e-5,
+        "model_type": "gpt2",
+        "n_embd": embd,
+        "n_head": heads,
+        "n_inner": null,
+        "n_layer": layers,
+        "n_positions": positions,
+        "resid_pdrop": 0.0,
+        "tie_word_embeddings": true,
+        "vocab_size": vocab,
+    })
+}
+
 /// Writes a checkpoint folder: `config.json` (the given bytes), `model.safetensors`, and
 /// `tokenizer.json` copied from `tokenizer` (a file, or a folder holding one).
 pub fn save_folder(

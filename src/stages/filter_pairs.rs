@@ -118,26 +118,53 @@ impl StageKind for FilterPairs {
 
 /// P(entailment) of each pair, premise = caption, hypothesis = interaction.
 fn entailment<B: Backend>(dir: &std::path::Path, pairs: &[Pair]) -> anyhow::Result<Vec<f64>> {
-    let dev: B::Device = Default::default();
-    let (model, cfg) = BartClassifier::<B>::load(dir, &dev)?;
-    let tok = Tokenizer::load(dir)?;
-    // `nli_scores` adds <s> and </s> itself.
-    let bare = |text: &str| -> anyhow::Result<Vec<u32>> {
-        let mut ids = tok.encode(text)?;
-        if ids.first() == Some(&(cfg.bos_token_id)) {
-            ids.remove(0);
-        }
-        if ids.last() == Some(&(cfg.eos_token_id)) {
-            ids.pop();
-        }
-        Ok(ids)
-    };
-    let encoded: Vec<(Vec<u32>, Vec<u32>)> = pairs
+    let texts: Vec<(&str, &str)> = pairs
         .iter()
-        .map(|p| Ok((bare(&p.caption)?, bare(&p.interaction)?)))
-        .collect::<anyhow::Result<_>>()?;
-    Ok(nli_scores(&model, &cfg, &encoded, &dev)
+        .map(|p| (p.caption.as_str(), p.interaction.as_str()))
+        .collect();
+    Ok(Nli::<B>::load(dir)?
+        .scores(&texts)?
         .into_iter()
         .map(|s| s.entailment as f64)
         .collect())
+}
+
+/// A BART-MNLI checkpoint with its tokenizer, loaded once, scoring text pairs.
+pub(crate) struct Nli<B: Backend> {
+    model: BartClassifier<B>,
+    cfg: crate::models::bart::BartConfig,
+    tok: Tokenizer,
+}
+
+impl<B: Backend> Nli<B> {
+    pub(crate) fn load(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let dev: B::Device = Default::default();
+        let (model, cfg) = BartClassifier::<B>::load(dir, &dev)?;
+        let tok = Tokenizer::load(dir)?;
+        Ok(Nli { model, cfg, tok })
+    }
+
+    /// NLI probabilities of (premise, hypothesis) texts.
+    pub(crate) fn scores(
+        &self,
+        pairs: &[(&str, &str)],
+    ) -> anyhow::Result<Vec<crate::models::bart::NliScores>> {
+        let cfg = &self.cfg;
+        // `nli_scores` adds <s> and </s> itself.
+        let bare = |text: &str| -> anyhow::Result<Vec<u32>> {
+            let mut ids = self.tok.encode(text)?;
+            if ids.first() == Some(&(cfg.bos_token_id)) {
+                ids.remove(0);
+            }
+            if ids.last() == Some(&(cfg.eos_token_id)) {
+                ids.pop();
+            }
+            Ok(ids)
+        };
+        let encoded: Vec<(Vec<u32>, Vec<u32>)> = pairs
+            .iter()
+            .map(|(p, h)| Ok((bare(p)?, bare(h)?)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(nli_scores(&self.model, cfg, &encoded, &Default::default()))
+    }
 }

@@ -22,7 +22,7 @@ const MAX_DEPTH: usize = 3;
 
 /// Item folders: those holding a `caption.txt` or an `image.jpg`, found at most
 /// `MAX_DEPTH` levels down, in path order; `splits/` is not searched.
-fn item_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn item_dirs(root: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut stack = vec![(root.to_path_buf(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {

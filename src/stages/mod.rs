@@ -1,7 +1,9 @@
 //! Built-in stage kinds, one file each, listed in [`builtin`].
 
+pub mod clip_features;
 pub mod command;
 pub mod diagnose_labels;
+pub mod evaluate;
 pub mod extract_interactions;
 pub mod files;
 pub mod filter_pairs;
@@ -12,16 +14,19 @@ pub mod import_wenda;
 pub mod import_whos_waldo;
 pub mod io;
 pub mod postprocess_labels;
+pub mod predict;
+pub mod pretrain_clip;
 pub mod pseudo_label;
 pub mod reaper;
 pub mod synthesize_captions;
 pub mod toy_world;
+pub mod train_captioner;
 pub mod train_lm;
 pub mod train_summarizer;
 pub mod train_tokenizer;
 
-/// The method's stage kinds (issue 11): the toy world, importers, the text stages and the
-/// model stages. Part of [`builtin`].
+/// The method's stage kinds: the toy world, importers, the text stages, the vision stages
+/// and the evaluation. Part of [`builtin`].
 pub fn register_method(r: &mut crate::registry::Registry) {
     r.register(toy_world::ToyWorld);
     r.register(import_whos_waldo::ImportWhosWaldo);
@@ -38,6 +43,11 @@ pub fn register_method(r: &mut crate::registry::Registry) {
     r.register(filter_pairs::FilterPairs);
     r.register(train_summarizer::TrainSummarizer);
     r.register(pseudo_label::PseudoLabelKind);
+    r.register(pretrain_clip::PretrainClip);
+    r.register(clip_features::ClipFeatures);
+    r.register(train_captioner::TrainCaptioner);
+    r.register(predict::Predict);
+    r.register(evaluate::Evaluate);
 }
 
 /// A registry of every kind built into hhi: `files`, `command` and the method's kinds.

@@ -47,7 +47,7 @@ impl StageKind for ToyWorld {
         "toy_world"
     }
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn about(&self) -> &'static str {
         "generates the toy world from the seed: a Who's Waldo tree, a Waldo-and-Wenda CSV with \
@@ -84,6 +84,12 @@ impl StageKind for ToyWorld {
                 "documents of the language-model pretraining corpus",
             )
             .range(0.0, 10_000_000.0),
+            ParamSpec::int(
+                "web_pairs",
+                d.web_pairs as i64,
+                "web-style image-caption pairs for pretraining CLIP",
+            )
+            .range(0.0, 10_000_000.0),
         ]
     }
     fn outputs(&self) -> Vec<PortSpec> {
@@ -110,6 +116,11 @@ impl StageKind for ToyWorld {
                 "pretraining documents, JSONL {id, text}",
             ),
             PortSpec::new(
+                "web",
+                ArtifactType::Table,
+                "web-style image-caption pairs (Table: items.jsonl {id, source: \"web\", label: \"\", caption, image}, images/) for pretraining CLIP",
+            ),
+            PortSpec::new(
                 "truth",
                 ArtifactType::Truth,
                 "JSONL {id, source, label, verb, type, caption_states_interaction}",
@@ -125,6 +136,7 @@ impl StageKind for ToyWorld {
                 .context("`image_size` out of range")?,
             news_articles: count(ctx, "news_articles")?,
             pretrain_docs: count(ctx, "pretrain_docs")?,
+            web_pairs: count(ctx, "web_pairs")?,
         };
         // Generation is quick and not resumable: a killed run's leftovers are discarded.
         let tmp = ctx.work_dir().join("world");
@@ -146,6 +158,7 @@ impl StageKind for ToyWorld {
         io::move_path(&tmp.join("whos_waldo"), ctx.output("whos_waldo")?)?;
         io::move_path(&tmp.join("waldo_wenda"), ctx.output("waldo_wenda")?)?;
         io::move_path(&tmp.join("truth/truth.jsonl"), ctx.output("truth")?)?;
+        io::move_path(&tmp.join("web"), ctx.output("web")?)?;
         let news = to_corpus(&tmp.join("news/cc_news.jsonl"), ctx.output("news")?, "news")?;
         let pre = to_corpus(
             &tmp.join("pretrain/corpus.jsonl"),
@@ -182,6 +195,7 @@ impl StageKind for ToyWorld {
             ),
             ("pretrain_docs", pre),
             ("pretrain_chars", r.pretrain_chars),
+            ("web_pairs", r.web_pairs),
             ("labels_used", r.label_counts.len()),
         ] {
             ctx.figure(name, v as f64);
@@ -213,6 +227,7 @@ mod tests {
             ("test_items", Value::Int(10)),
             ("news_articles", Value::Int(8)),
             ("pretrain_docs", Value::Int(5)),
+            ("web_pairs", Value::Int(4)),
         ];
         let (r, figures, out) = run_kind(&ToyWorld, dir.path(), &params, &[]);
         r.unwrap();
@@ -228,6 +243,9 @@ mod tests {
         assert_eq!(figures["items"], 60.0);
         assert_eq!(figures["items_cc"], 13.0);
         assert!(figures["interaction_types"] >= 20.0);
+        let web: Vec<io::TableItem> = io::read_jsonl(&out["web"].join("items.jsonl")).unwrap();
+        assert_eq!(web.len(), 4);
+        assert!(out["web"].join(&web[0].image).is_file());
         assert!(!dir.path().join("work/world").exists());
     }
 }

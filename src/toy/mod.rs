@@ -37,6 +37,10 @@ pub struct ToyConfig {
     pub image_size: u32,
     pub news_articles: usize,
     pub pretrain_docs: usize,
+    /// Image-caption pairs in the web alt-text style (Conceptual Captions and COCO
+    /// phrasing) for pretraining CLIP, as OpenAI's CLIP learned from web pairs rather than
+    /// from Who's Waldo.
+    pub web_pairs: usize,
 }
 
 impl Default for ToyConfig {
@@ -47,6 +51,7 @@ impl Default for ToyConfig {
             image_size: 64,
             news_articles: 1500,
             pretrain_docs: 4000,
+            web_pairs: 6000,
         }
     }
 }
@@ -73,6 +78,7 @@ pub struct ToyReport {
     pub news_interaction_caption_lines: usize,
     pub pretrain_docs: usize,
     pub pretrain_chars: usize,
+    pub web_pairs: usize,
     /// Who's Waldo items per true label, most frequent first.
     pub label_counts: Vec<(String, usize)>,
     /// Share of the benchmark's rows whose label is the most frequent training label:
@@ -90,6 +96,15 @@ struct Truth<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
     caption_states_interaction: bool,
+}
+
+#[derive(Serialize)]
+struct WebPair<'a> {
+    id: &'a str,
+    source: &'a str,
+    label: &'a str,
+    caption: &'a str,
+    image: &'a str,
 }
 
 #[derive(Serialize)]
@@ -116,6 +131,7 @@ const PART_SPLIT: u64 = 3;
 const PART_BENCH: u64 = 4;
 const PART_NEWS: u64 = 5;
 const PART_PRETRAIN: u64 = 6;
+const PART_WEB: u64 = 7;
 
 const SOLO_SHARE: f64 = 0.03;
 
@@ -159,7 +175,8 @@ pub fn generate(
     let size = cfg.image_size;
     let n = size as usize;
     let (n_cc, n_coco) = (cfg.test_items * 4 / 3, cfg.test_items);
-    let total = cfg.items + n_cc + n_coco + cfg.news_articles + cfg.pretrain_docs;
+    let total =
+        cfg.items + n_cc + n_coco + cfg.news_articles + cfg.pretrain_docs + cfg.web_pairs;
     let mut done = 0usize;
     let mut tick = |done: &mut usize| {
         *done += 1;
@@ -174,6 +191,7 @@ pub fn generate(
         out.join("news"),
         out.join("pretrain"),
         out.join("truth"),
+        out.join("web").join("images"),
     ] {
         make_dir(&d)?;
     }
@@ -432,6 +450,33 @@ pub fn generate(
     }
     write::write_text(&out.join("pretrain").join("corpus.jsonl"), &pre)?;
 
+    // Web image-caption pairs: a Table folder (no labels: web pairs have none).
+    let mut web = String::new();
+    for j in 0..cfg.web_pairs {
+        let mut r = stream(seed, PART_WEB, j as u64);
+        let coco = r.random_bool(0.5);
+        let k = world::sample_weighted(&mut r, &weights);
+        let nz = draw::Nuisance {
+            bystander: 0.3,
+            occlusion: 0.1,
+        };
+        let img = draw::render(Some(world::INTERACTIONS[k].key), size, &mut r, nz);
+        let (caption, _) = captions::generic_caption(&mut r, k, coco);
+        let id = format!("web_{j:06}");
+        let image = format!("images/{id}.jpg");
+        write::write_jpeg(&out.join("web").join(&image), &img.rgb, n, n)?;
+        web.push_str(&write::json_line(&WebPair {
+            id: &id,
+            source: "web",
+            label: "",
+            caption: &caption,
+            image: &image,
+        })?);
+        tick(&mut done);
+    }
+    write::write_text(&out.join("web").join("items.jsonl"), &web)?;
+    rep.web_pairs = cfg.web_pairs;
+
     let mut lc: Vec<(String, usize)> = counts
         .into_iter()
         .map(|(l, c)| (l.to_string(), c))
@@ -457,6 +502,7 @@ mod tests {
             image_size: 64,
             news_articles: 20,
             pretrain_docs: 30,
+            web_pairs: 10,
         }
     }
 

@@ -1,3 +1,5 @@
-//! Images: decoding and CLIP's preprocessing.
+//! Images: decoding, CLIP's preprocessing, image sets and their feature files.
 
+pub mod features;
+pub mod images;
 pub mod preprocess;

@@ -66,6 +66,12 @@ impl Project {
         outcomes(&self.ok(&["run", pipeline, "--json"]))
     }
 
+    /// The text of a file output, found with `hhi path <stage>.<port>`.
+    pub fn read_output(&self, output: &str) -> String {
+        let path = self.ok(&["path", output]);
+        std::fs::read_to_string(path.trim()).expect("the output is a readable file")
+    }
+
     pub fn plan_json(&self, pipeline: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["plan", pipeline, "--json"])).unwrap()
     }
