@@ -347,7 +347,9 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                 None => (output.as_str(), None),
             };
             let recs = crate::show::find_records(&store, stage, p.as_ref())?;
-            let rec = recs.last().expect("find_records returns at least one record");
+            let rec = recs
+                .last()
+                .expect("find_records returns at least one record");
             let out = match port {
                 Some(port) => rec.outputs.get(port).ok_or_else(|| {
                     anyhow::anyhow!(
@@ -359,7 +361,11 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                 None => anyhow::bail!(
                     "stage `{stage}` has {} outputs: name one, e.g. `{stage}.{}`",
                     rec.outputs.len(),
-                    rec.outputs.keys().next().map(String::as_str).unwrap_or("out")
+                    rec.outputs
+                        .keys()
+                        .next()
+                        .map(String::as_str)
+                        .unwrap_or("out")
                 ),
             };
             outln(store.object_path(&out.digest).display())?;

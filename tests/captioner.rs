@@ -50,7 +50,11 @@ fn check(variant: &str) {
         )
         .unwrap();
         let want: Vec<u32> = id_rows(&serde_json::json!([g["greedy"]])).remove(0);
-        assert_eq!(greedy[0][1..], want[..], "{variant} image {i}: greedy ids differ");
+        assert_eq!(
+            greedy[0][1..],
+            want[..],
+            "{variant} image {i}: greedy ids differ"
+        );
 
         let opts = BeamOptions {
             num_beams: 4,
@@ -63,7 +67,11 @@ fn check(variant: &str) {
         };
         let hyps = beam_search(&dec, &[0], &opts, &dev()).unwrap();
         let got: Vec<Vec<u32>> = hyps.iter().map(|h| h.tokens[1..].to_vec()).collect();
-        assert_eq!(got, id_rows(&g["beam"]), "{variant} image {i}: beam ids differ");
+        assert_eq!(
+            got,
+            id_rows(&g["beam"]),
+            "{variant} image {i}: beam ids differ"
+        );
         for (h, s) in hyps.iter().zip(g["scores"].as_array().unwrap()) {
             let s = s.as_f64().unwrap() as f32;
             assert!((h.score - s).abs() <= TOL, "beam score {} vs {s}", h.score);
@@ -85,8 +93,7 @@ fn encdec_logits_and_generation_match_transformers() {
 fn paper_beam_batch_equals_each_image_alone() {
     for variant in ["clipcap", "encdec"] {
         let e = &expected("captioner")[variant];
-        let (m, _) =
-            Captioner::<Cpu>::load(&dir(&format!("captioner_{variant}")), &dev()).unwrap();
+        let (m, _) = Captioner::<Cpu>::load(&dir(&format!("captioner_{variant}")), &dev()).unwrap();
         let feats: Tensor<Cpu, 2> = floats(&e["features"]);
         let both = m.decoder(feats.clone()).unwrap();
         let batch = paper_beam_batch(&both, &[vec![0], vec![0]], 5, 7, 0, 3, &dev()).unwrap();
@@ -157,7 +164,10 @@ fn a_missing_or_wrong_checkpoint_is_a_clear_error() {
         tmp.path().join("model.safetensors"),
     )
     .unwrap();
-    let err = format!("{:#}", Captioner::<Cpu>::load(tmp.path(), &dev()).unwrap_err());
+    let err = format!(
+        "{:#}",
+        Captioner::<Cpu>::load(tmp.path(), &dev()).unwrap_err()
+    );
     assert!(err.contains("clip_project.model.0.weight"), "{err}");
     assert!(err.contains("crossattention"), "{err}");
 }
@@ -185,10 +195,8 @@ fn weighted_loss_matches_a_hand_computation_with_padding() {
         }
     }
     let want = total / 6.0; // every batch × length position counts, padding as zero
-    let l = Tensor::<Cpu, 3>::from_data(
-        TensorData::new(logits.concat().concat(), [2, 3, 3]),
-        &dev(),
-    );
+    let l =
+        Tensor::<Cpu, 3>::from_data(TensorData::new(logits.concat().concat(), [2, 3, 3]), &dev());
     let t = Tensor::<Cpu, 2, Int>::from_data(TensorData::new(targets.concat(), [2, 3]), &dev());
     let w = Tensor::<Cpu, 1>::from_data(TensorData::new(weights.to_vec(), [2]), &dev());
     let got: f32 = weighted_token_ce(l, t, w, pad).into_scalar();

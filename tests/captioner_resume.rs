@@ -146,6 +146,12 @@ fn killed_train_captioner_resumes_to_the_same_bytes() {
     assert_eq!(out["cap"], "ran");
     let (model2, curve2, resumed2) = digests(&p);
     assert!(resumed2 >= 20.0, "the rerun started from step {resumed2}");
-    assert_eq!(model2, model, "resumed model differs from the uninterrupted one");
-    assert_eq!(curve2, curve, "resumed curve differs from the uninterrupted one");
+    assert_eq!(
+        model2, model,
+        "resumed model differs from the uninterrupted one"
+    );
+    assert_eq!(
+        curve2, curve,
+        "resumed curve differs from the uninterrupted one"
+    );
 }

@@ -68,8 +68,12 @@ impl StageKind for PretrainClip {
             ParamSpec::int("hidden", 128, "width of both towers").range(8.0, 8192.0),
             ParamSpec::int("layers", 2, "blocks per tower").range(1.0, 96.0),
             ParamSpec::int("heads", 4, "attention heads").range(1.0, 256.0),
-            ParamSpec::int("projection_dim", 64, "joint embedding size (the features' size)")
-                .range(2.0, 8192.0),
+            ParamSpec::int(
+                "projection_dim",
+                64,
+                "joint embedding size (the features' size)",
+            )
+            .range(2.0, 8192.0),
             ParamSpec::int("max_text", 64, "caption tokens kept (with the end token)")
                 .range(2.0, 4096.0)
                 .unit("tokens"),

@@ -47,7 +47,7 @@ impl StageKind for ToyWorld {
         "toy_world"
     }
     fn version(&self) -> u32 {
-        3
+        4
     }
     fn about(&self) -> &'static str {
         "generates the toy world from the seed: a Who's Waldo tree, a Waldo-and-Wenda CSV with \

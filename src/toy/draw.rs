@@ -169,7 +169,7 @@ pub fn render<R: Rng>(key: Option<&str>, size: u32, rng: &mut R, nz: Nuisance) -
         &scene,
         size as f32,
         m,
-        rng.random_range(0.72..1.0),
+        rng.random_range(0.9..1.0),
         [rng.random(), rng.random()],
     );
     let n = size as usize;

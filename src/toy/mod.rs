@@ -175,8 +175,7 @@ pub fn generate(
     let size = cfg.image_size;
     let n = size as usize;
     let (n_cc, n_coco) = (cfg.test_items * 4 / 3, cfg.test_items);
-    let total =
-        cfg.items + n_cc + n_coco + cfg.news_articles + cfg.pretrain_docs + cfg.web_pairs;
+    let total = cfg.items + n_cc + n_coco + cfg.news_articles + cfg.pretrain_docs + cfg.web_pairs;
     let mut done = 0usize;
     let mut tick = |done: &mut usize| {
         *done += 1;

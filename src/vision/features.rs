@@ -50,8 +50,9 @@ impl Features {
     pub fn read(dir: &Path) -> Result<Features> {
         let path = dir.join("features.safetensors");
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| anyhow::anyhow!("{} is not a valid safetensors file ({e})", path.display()))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+            anyhow::anyhow!("{} is not a valid safetensors file ({e})", path.display())
+        })?;
         let t = st
             .tensor("features")
             .map_err(|_| anyhow::anyhow!("{} has no `features` tensor", path.display()))?;
@@ -112,10 +113,17 @@ mod tests {
         assert_eq!(back.row(1), &[-1.0, 0.5, 0.25]);
         assert_eq!(back.index()[&("cc", "2")], 1);
         // An index that does not match the tensor is an error naming the folder.
-        std::fs::write(dir.path().join("index.jsonl"), "{\"source\":\"ww\",\"id\":\"1\"}\n").unwrap();
+        std::fs::write(
+            dir.path().join("index.jsonl"),
+            "{\"source\":\"ww\",\"id\":\"1\"}\n",
+        )
+        .unwrap();
         let e = format!("{:#}", Features::read(dir.path()).unwrap_err());
         assert!(e.contains("1 index rows for 2 feature rows"), "{e}");
-        let e = format!("{:#}", Features::read(&dir.path().join("nope")).unwrap_err());
+        let e = format!(
+            "{:#}",
+            Features::read(&dir.path().join("nope")).unwrap_err()
+        );
         assert!(e.contains("features.safetensors"), "{e}");
     }
 }

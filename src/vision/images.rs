@@ -108,10 +108,9 @@ pub fn image_config(model_dir: &Path, image_size: usize) -> Result<ClipImageConf
     }
     match &v["crop_size"] {
         serde_json::Value::Object(m) => {
-            if let (Some(h), Some(w)) = (
-                m.get("height").and_then(num),
-                m.get("width").and_then(num),
-            ) {
+            if let (Some(h), Some(w)) =
+                (m.get("height").and_then(num), m.get("width").and_then(num))
+            {
                 cfg.crop_height = h;
                 cfg.crop_width = w;
             }
