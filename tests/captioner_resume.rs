@@ -140,7 +140,7 @@ fn killed_train_captioner_resumes_to_the_same_bytes() {
     };
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert!(at >= 20 && at < 400, "checkpoint at step {at}");
+    assert!((20..400).contains(&at), "checkpoint at step {at}");
 
     let out = p.run("p.toml");
     assert_eq!(out["cap"], "ran");

@@ -137,14 +137,14 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
         heads: int(ctx, "heads"),
         projection_dim: int(ctx, "projection_dim"),
     };
-    if size.image_size % size.patch_size != 0 {
+    if !size.image_size.is_multiple_of(size.patch_size) {
         bail!(
             "image_size ({}) must be a multiple of patch_size ({})",
             size.image_size,
             size.patch_size
         );
     }
-    if size.hidden % size.heads != 0 {
+    if !size.hidden.is_multiple_of(size.heads) {
         bail!(
             "hidden ({}) must be a multiple of heads ({})",
             size.hidden,
