@@ -328,3 +328,126 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
     ctx.figure("items", data.len() as f64);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::Value;
+    use crate::stages::io::testing::run_kind;
+    use crate::vision::features::Key;
+
+    /// A captioner checkpoint folder from the transformers fixture, with GPT-2's tokenizer.
+    fn init_folder(dir: &std::path::Path, variant: &str) -> PathBuf {
+        let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let to = dir.join(format!("init_{variant}"));
+        std::fs::create_dir_all(&to).unwrap();
+        for f in ["config.json", "model.safetensors"] {
+            std::fs::copy(fx.join(format!("captioner_{variant}")).join(f), to.join(f)).unwrap();
+        }
+        std::fs::copy(fx.join("gpt2/tokenizer.json"), to.join("tokenizer.json")).unwrap();
+        to
+    }
+
+    fn inputs(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+        let feats = dir.join("feats");
+        Features {
+            keys: (0..4)
+                .map(|i| Key {
+                    source: "ww".into(),
+                    id: format!("{i}"),
+                })
+                .collect(),
+            dim: 16,
+            data: (0..64).map(|i| (i % 7) as f32 / 7.0).collect(),
+        }
+        .write(&feats)
+        .unwrap();
+        let labels = dir.join("labels.jsonl");
+        let rows: Vec<PseudoLabel> = (0..4)
+            .map(|i| PseudoLabel {
+                id: format!("{i}"),
+                caption: "c".into(),
+                label: if i % 2 == 0 {
+                    "_ hugging _"
+                } else {
+                    "_ shaking hands with _"
+                }
+                .into(),
+                weight: 1.0,
+            })
+            .collect();
+        write_jsonl(&labels, &rows).unwrap();
+        (feats, labels)
+    }
+
+    #[test]
+    fn fine_tunes_from_an_init_checkpoint_and_checks_its_variant() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (feats, labels) = inputs(d);
+        let init = init_folder(d, "clipcap");
+        let tok = init.clone();
+        let (r, fig, out) = run_kind(
+            &TrainCaptioner,
+            &d.join("run"),
+            &[("steps", Value::Int(3)), ("batch", Value::Int(2))],
+            &[
+                ("features", feats.clone()),
+                ("labels", labels.clone()),
+                ("tokenizer", tok.clone()),
+                ("init", init.clone()),
+            ],
+        );
+        r.unwrap();
+        assert_eq!(fig["steps"], 3.0);
+        let dev = Default::default();
+        let (m, cfg) = Captioner::<crate::models::Cpu>::load(&out["model"], &dev).unwrap();
+        assert_eq!(cfg.variant, Variant::ClipCap);
+        assert_eq!(m.prefix_length, 3, "the init checkpoint's config is kept");
+
+        let (r, _, _) = run_kind(
+            &TrainCaptioner,
+            &d.join("run2"),
+            &[("variant", Value::Str("encdec".into()))],
+            &[
+                ("features", feats),
+                ("labels", labels),
+                ("tokenizer", tok),
+                ("init", init),
+            ],
+        );
+        let e = format!("{:#}", r.unwrap_err());
+        assert!(e.contains("variant"), "{e}");
+    }
+
+    #[test]
+    fn labels_without_features_are_an_error_listing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (feats, _) = inputs(d);
+        let labels = d.join("more.jsonl");
+        std::fs::write(
+            &labels,
+            "{\"id\":\"0\",\"caption\":\"c\",\"label\":\"_ hugging _\",\"weight\":1.0}\n\
+             {\"id\":\"77\",\"caption\":\"c\",\"label\":\"_ hugging _\",\"weight\":1.0}\n",
+        )
+        .unwrap();
+        let init = init_folder(d, "encdec");
+        let (r, _, _) = run_kind(
+            &TrainCaptioner,
+            &d.join("run"),
+            &[("variant", Value::Str("encdec".into()))],
+            &[
+                ("features", feats),
+                ("labels", labels),
+                ("tokenizer", init.clone()),
+                ("init", init),
+            ],
+        );
+        let e = format!("{:#}", r.unwrap_err());
+        assert!(
+            e.contains("1 pseudo-labelled items have no image features") && e.contains("77"),
+            "{e}"
+        );
+    }
+}
