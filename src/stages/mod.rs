@@ -24,6 +24,7 @@ pub mod train_captioner;
 pub mod train_lm;
 pub mod train_summarizer;
 pub mod train_tokenizer;
+pub mod training;
 
 /// The method's stage kinds: the toy world, importers, the text stages, the vision stages
 /// and the evaluation. Part of [`builtin`].

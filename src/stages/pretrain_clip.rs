@@ -4,15 +4,14 @@
 //! checkpoint the pipeline wires that checkpoint into `clip_features` instead. Resumable
 //! through exact checkpoints in the work folder.
 
-use super::io::{CurvePoint, TableItem, read_jsonl, write_jsonl};
+use super::io::{TableItem, read_jsonl, write_jsonl};
 use super::train_tokenizer::backend;
+use super::training::Run;
 use crate::context::StageContext;
 use crate::models::clip::{Clip, ClipConfig, contrastive_loss};
 use crate::models::generate::pad_right;
 use crate::models::init::{ClipSize, clip_config, config_bytes, save_folder};
-use crate::models::train::{
-    AdamWOptions, LinearSchedule, adamw, clip_grad_norm, load_checkpoint, save_checkpoint,
-};
+use crate::models::train::{AdamWOptions, LinearSchedule, adamw, clip_grad_norm};
 use crate::models::weights::Weights;
 use crate::params::ParamSpec;
 use crate::registry::{PortSpec, StageKind};
@@ -215,23 +214,18 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
         });
         Clip::<AD>::from_weights(&cfg, Weights::random_by(ctx.seed, std), &dev)
     };
-    let ckpt = ctx.work_dir().join("clip");
-    std::fs::create_dir_all(&ckpt)?;
-    let (mut model, mut optim, mut step) =
-        match load_checkpoint(&ckpt, fresh()?, adamw::<AD, Clip<AD>>(opts), &dev)? {
-            Some(s) => s,
-            None => (fresh()?, adamw::<AD, Clip<AD>>(opts), 0),
-        };
-    let mut curve: Vec<CurvePoint> = ctx.load_checkpoint("curve")?.unwrap_or_default();
-    curve.retain(|c| c.step < step);
-    ctx.progress().set_message("");
-    ctx.progress().start(total, "steps");
-    ctx.progress().set_position(step);
-    let every = p.int("checkpoint_every") as u64;
+    let mut run = Run::start::<AD>(
+        ctx,
+        "clip",
+        total,
+        fresh,
+        || adamw::<AD, Clip<AD>>(opts),
+        &dev,
+    )?;
     let clip = p.float("clip");
     let mut perm: (usize, Vec<usize>) = (usize::MAX, Vec::new());
-    while step < total {
-        let epoch = step as usize / per_epoch;
+    while run.step < total {
+        let epoch = run.step as usize / per_epoch;
         if perm.0 != epoch {
             let mut v: Vec<usize> = (0..n).collect();
             v.shuffle(&mut ChaCha8Rng::seed_from_u64(
@@ -239,7 +233,7 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
             ));
             perm = (epoch, v);
         }
-        let b = step as usize % per_epoch;
+        let b = run.step as usize % per_epoch;
         let idx = &perm.1[b * batch..(b + 1) * batch];
         let mut flat = Vec::with_capacity(batch * per_image);
         for &i in idx {
@@ -251,33 +245,26 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
         );
         let rows: Vec<Vec<u32>> = idx.iter().map(|&i| texts[i].clone()).collect();
         let (ids, mask) = pad_right::<AD>(&rows, eos, &dev)?;
-        let loss = contrastive_loss(model.logits_per_image(images, ids, mask));
+        let loss = contrastive_loss(run.model.logits_per_image(images, ids, mask));
         let l: f64 = loss.clone().into_scalar().elem();
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &run.model);
         if clip > 0.0 {
-            clip_grad_norm(&model, &mut grads, clip);
+            clip_grad_norm(&run.model, &mut grads, clip);
         }
-        let lr = sched.at(step as usize);
-        model = optim.step(lr, model, grads);
-        curve.push(CurvePoint { step, loss: l, lr });
-        step += 1;
-        ctx.progress().set_position(step);
-        if step % every == 0 && step < total {
-            ctx.save_checkpoint("curve", &curve)?;
-            save_checkpoint(&ckpt, &model, &optim, step)?;
-        }
+        let lr = sched.at(run.step as usize);
+        run.model = run.optim.step(lr, run.model, grads);
+        run.stepped::<AD>(ctx, l, lr)?;
     }
     let out = ctx.output("model")?.to_path_buf();
-    save_folder(&out, &config, &model.valid().export(), &tok_path)?;
+    save_folder(&out, &config, &run.model.valid().export(), &tok_path)?;
     std::fs::write(
         out.join("preprocessor_config.json"),
         config_bytes(&preprocessor_json(&img_cfg)),
     )?;
-    write_jsonl(ctx.output("curve")?, &curve)?;
-    let tail = curve.len().saturating_sub(per_epoch.max(1));
-    let last: f64 =
-        curve[tail..].iter().map(|c| c.loss).sum::<f64>() / (curve.len() - tail).max(1) as f64;
-    ctx.figure("final_loss", last);
+    write_jsonl(ctx.output("curve")?, &run.curve)?;
+    if let Some(l) = run.final_loss(per_epoch) {
+        ctx.figure("final_loss", l);
+    }
     ctx.figure("chance_loss", (batch as f64).ln());
     ctx.figure("steps", total as f64);
     ctx.figure("pairs", n as f64);

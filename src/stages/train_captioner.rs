@@ -8,14 +8,13 @@
 //! batches of step `s` depend only on the seed and `s`, and checkpoints hold the
 //! optimizer state, so a killed run ends with the same bytes as an uninterrupted one.
 
-use super::io::{CurvePoint, PseudoLabel, optional_input, optional_path, read_jsonl, write_jsonl};
+use super::io::{PseudoLabel, optional_input, optional_path, read_jsonl, write_jsonl};
 use super::train_tokenizer::backend;
+use super::training::Run;
 use crate::context::StageContext;
 use crate::models::captioner::{Captioner, CaptionerConfig, Variant};
 use crate::models::init::{config_bytes, gpt2_config, save_folder};
-use crate::models::train::{
-    AdamWOptions, adamw, clip_grad_norm, load_checkpoint, save_checkpoint, weighted_token_ce,
-};
+use crate::models::train::{AdamWOptions, adamw, clip_grad_norm, weighted_token_ce};
 use crate::models::weights::Weights;
 use crate::params::ParamSpec;
 use crate::registry::{PortSpec, StageKind};
@@ -263,24 +262,20 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
             None => Captioner::from_weights(&cfg, Weights::random(ctx.seed, 0.02), &dev),
         }
     };
-    let ckpt = ctx.work_dir().join("captioner");
-    std::fs::create_dir_all(&ckpt)?;
-    let (mut model, mut optim, mut step) =
-        match load_checkpoint(&ckpt, fresh()?, adamw::<AD, Captioner<AD>>(opts), &dev)? {
-            Some(s) => s,
-            None => (fresh()?, adamw::<AD, Captioner<AD>>(opts), 0),
-        };
-    let mut curve: Vec<CurvePoint> = ctx.load_checkpoint("curve")?.unwrap_or_default();
-    curve.retain(|c| c.step < step);
-    ctx.figure("resumed_from_step", step as f64);
-    ctx.progress().start(total, "steps");
-    ctx.progress().set_position(step);
-    let every = p.int("checkpoint_every") as u64;
+    let mut run = Run::start::<AD>(
+        ctx,
+        "captioner",
+        total,
+        fresh,
+        || adamw::<AD, Captioner<AD>>(opts),
+        &dev,
+    )?;
+    ctx.figure("resumed_from_step", run.step as f64);
     let clip = p.float("clip");
-    while step < total {
-        // Uniform sampling with replacement; step `s`'s batch depends only on (seed, s).
+    while run.step < total {
+        // Uniform sampling with replacement; run.step `s`'s batch depends only on (seed, s).
         let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
-        rng.set_stream(step);
+        rng.set_stream(run.step);
         let idx: Vec<usize> = (0..batch)
             .map(|_| rng.random_range(0..data.len()))
             .collect();
@@ -298,31 +293,22 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
         let f = Tensor::<AD, 2>::from_data(TensorData::new(flat_f, [batch, feats.dim]), &dev);
         let tokens = Tensor::<AD, 2, Int>::from_data(TensorData::new(flat_t, [batch, width]), &dev);
         let wts = Tensor::<AD, 1>::from_data(TensorData::new(w, [batch]), &dev);
-        let logits = model.logits(f, tokens.clone());
-        let loss = weighted_token_ce(logits, model.targets(tokens), wts, pad as i64);
+        let logits = run.model.logits(f, tokens.clone());
+        let loss = weighted_token_ce(logits, run.model.targets(tokens), wts, pad as i64);
         let l: f64 = loss.clone().into_scalar().elem();
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &run.model);
         if clip > 0.0 {
-            clip_grad_norm(&model, &mut grads, clip);
+            clip_grad_norm(&run.model, &mut grads, clip);
         }
-        let lr = lr_at(step);
-        model = optim.step(lr, model, grads);
-        curve.push(CurvePoint { step, loss: l, lr });
-        step += 1;
-        ctx.progress().set_position(step);
-        if step % every == 0 && step < total {
-            ctx.save_checkpoint("curve", &curve)?;
-            save_checkpoint(&ckpt, &model, &optim, step)?;
-        }
+        let lr = lr_at(run.step);
+        run.model = run.optim.step(lr, run.model, grads);
+        run.stepped::<AD>(ctx, l, lr)?;
     }
     let out = ctx.output("model")?.to_path_buf();
-    save_folder(&out, &config, &model.valid().export(), &tok_path)?;
-    write_jsonl(ctx.output("curve")?, &curve)?;
-    if !curve.is_empty() {
-        let tail = curve.len().saturating_sub(100);
-        let last: f64 =
-            curve[tail..].iter().map(|c| c.loss).sum::<f64>() / (curve.len() - tail) as f64;
-        ctx.figure("final_loss", last);
+    save_folder(&out, &config, &run.model.valid().export(), &tok_path)?;
+    write_jsonl(ctx.output("curve")?, &run.curve)?;
+    if let Some(l) = run.final_loss(100) {
+        ctx.figure("final_loss", l);
     }
     ctx.figure("steps", total as f64);
     ctx.figure("items", data.len() as f64);

@@ -8,15 +8,13 @@
 //! far go to the work folder, so a killed run resumes at that step and ends with the same
 //! bytes as an uninterrupted one.
 
-use super::io::{CurvePoint, Doc, optional_input, optional_path, read_jsonl, write_jsonl};
+use super::io::{Doc, optional_input, optional_path, read_jsonl, write_jsonl};
 use super::train_tokenizer::backend;
+use super::training::Run;
 use crate::context::StageContext;
 use crate::models::gpt_neo::{GptNeo, GptNeoConfig};
 use crate::models::init::{config_bytes, gpt_neo_config, save_folder};
-use crate::models::train::{
-    AdamWOptions, LinearSchedule, adamw, causal_lm_loss, clip_grad_norm, load_checkpoint,
-    save_checkpoint,
-};
+use crate::models::train::{AdamWOptions, LinearSchedule, adamw, causal_lm_loss, clip_grad_norm};
 use crate::models::weights::Weights;
 use crate::params::ParamSpec;
 use crate::registry::{PortSpec, StageKind};
@@ -224,50 +222,36 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
             None => GptNeo::from_weights(&cfg, Weights::random(ctx.seed, 0.02), &dev),
         }
     };
-    let ckpt = ctx.work_dir().join("lm");
-    std::fs::create_dir_all(&ckpt)?;
-    let (mut model, mut optim, mut step) =
-        match load_checkpoint(&ckpt, fresh()?, adamw::<AD, GptNeo<AD>>(opts), &dev)? {
-            Some(s) => s,
-            None => (fresh()?, adamw::<AD, GptNeo<AD>>(opts), 0),
-        };
-    let mut curve: Vec<CurvePoint> = ctx.load_checkpoint("curve")?.unwrap_or_default();
-    curve.retain(|c| c.step < step);
-    if step > 0 {
-        tracing::info!("train_lm: resuming at step {step} of {total}");
-    }
-    ctx.progress().start(total, "steps");
-    ctx.progress().set_position(step);
+    let mut run = Run::start::<AD>(
+        ctx,
+        "lm",
+        total,
+        fresh,
+        || adamw::<AD, GptNeo<AD>>(opts),
+        &dev,
+    )?;
     let mut perms = Vec::new();
-    let every = p.int("checkpoint_every") as u64;
     let clip = p.float("clip");
-    while step < total {
-        let idx = batch_at(ctx.seed, data.len(), batch, step, &mut perms);
+    while run.step < total {
+        let idx = batch_at(ctx.seed, data.len(), batch, run.step, &mut perms);
         let rows: Vec<&Vec<u32>> = idx.iter().map(|&i| &data[i]).collect();
         let x = ids_tensor::<AD>(&rows, &dev);
-        let loss = causal_lm_loss(model.forward(x.clone(), None), x);
+        let loss = causal_lm_loss(run.model.forward(x.clone(), None), x);
         let l: f64 = loss.clone().into_scalar().elem();
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &run.model);
         if clip > 0.0 {
-            clip_grad_norm(&model, &mut grads, clip);
+            clip_grad_norm(&run.model, &mut grads, clip);
         }
-        let lr = sched.at(step as usize);
-        model = optim.step(lr, model, grads);
-        curve.push(CurvePoint { step, loss: l, lr });
-        step += 1;
-        ctx.progress().set_position(step);
-        if step % every == 0 && step < total {
-            ctx.save_checkpoint("curve", &curve)?;
-            save_checkpoint(&ckpt, &model, &optim, step)?;
-        }
+        let lr = sched.at(run.step as usize);
+        run.model = run.optim.step(lr, run.model, grads);
+        run.stepped::<AD>(ctx, l, lr)?;
     }
     let out = ctx.output("model")?.to_path_buf();
-    save_folder(&out, &config, &model.valid().export(), &tok_path)?;
-    write_jsonl(ctx.output("curve")?, &curve)?;
-    let tail = curve.len().saturating_sub(20);
-    let last: f64 =
-        curve[tail..].iter().map(|c| c.loss).sum::<f64>() / (curve.len() - tail).max(1) as f64;
-    ctx.figure("final_loss", last);
+    save_folder(&out, &config, &run.model.valid().export(), &tok_path)?;
+    write_jsonl(ctx.output("curve")?, &run.curve)?;
+    if let Some(l) = run.final_loss(20) {
+        ctx.figure("final_loss", l);
+    }
     ctx.figure("steps", total as f64);
     ctx.figure("blocks", data.len() as f64);
     ctx.figure("tokens", (data.len() * seq_len) as f64);

@@ -5,15 +5,14 @@
 //! (the paper: t5-base) or from scratch at the size the parameters give, with the
 //! `tokenizer` input. Resumable through exact checkpoints in the work folder.
 
-use super::io::{CurvePoint, Pair, optional_input, optional_path, read_jsonl, write_jsonl};
+use super::io::{Pair, optional_input, optional_path, read_jsonl, write_jsonl};
 use super::train_tokenizer::backend;
+use super::training::Run;
 use crate::context::StageContext;
 use crate::models::generate::pad_right;
 use crate::models::init::{config_bytes, save_folder, t5_config};
 use crate::models::t5::{T5, T5Config};
-use crate::models::train::{
-    AdamWOptions, LinearSchedule, adamw, clip_grad_norm, load_checkpoint, save_checkpoint,
-};
+use crate::models::train::{AdamWOptions, LinearSchedule, adamw, clip_grad_norm};
 use crate::models::weights::Weights;
 use crate::params::ParamSpec;
 use crate::registry::{PortSpec, StageKind};
@@ -211,24 +210,13 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
             }
         }
     };
-    let ckpt = ctx.work_dir().join("t5");
-    std::fs::create_dir_all(&ckpt)?;
-    let (mut model, mut optim, mut step) =
-        match load_checkpoint(&ckpt, fresh()?, adamw::<AD, T5<AD>>(opts), &dev)? {
-            Some(s) => s,
-            None => (fresh()?, adamw::<AD, T5<AD>>(opts), 0),
-        };
-    let mut curve: Vec<CurvePoint> = ctx.load_checkpoint("curve")?.unwrap_or_default();
-    curve.retain(|c| c.step < step);
-    ctx.progress().start(total, "steps");
-    ctx.progress().set_position(step);
-    let every = p.int("checkpoint_every") as u64;
+    let mut run = Run::start::<AD>(ctx, "t5", total, fresh, || adamw::<AD, T5<AD>>(opts), &dev)?;
     let clip = p.float("clip");
     let start_id = cfg.decoder_start();
     let pad = cfg.pad_token_id.unwrap_or(0);
     let mut perm: (usize, Vec<usize>) = (usize::MAX, Vec::new());
-    while step < total {
-        let epoch = step as usize / per_epoch;
+    while run.step < total {
+        let epoch = run.step as usize / per_epoch;
         if perm.0 != epoch {
             let mut v: Vec<usize> = (0..data.len()).collect();
             v.shuffle(&mut ChaCha8Rng::seed_from_u64(
@@ -236,7 +224,7 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
             ));
             perm = (epoch, v);
         }
-        let b = step as usize % per_epoch;
+        let b = run.step as usize % per_epoch;
         let idx = &perm.1[b * batch..((b + 1) * batch).min(data.len())];
         let sources: Vec<Vec<u32>> = idx.iter().map(|&i| data[i].0.clone()).collect();
         let (ids, mask) = pad_right::<AD>(&sources, pad, &dev)?;
@@ -252,29 +240,22 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
             .collect();
         let labels =
             Tensor::<AD, 2, Int>::from_data(TensorData::new(labels, [idx.len(), width]), &dev);
-        let loss = model.loss(ids, mask, labels, start_id, pad);
+        let loss = run.model.loss(ids, mask, labels, start_id, pad);
         let l: f64 = loss.clone().into_scalar().elem();
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &run.model);
         if clip > 0.0 {
-            clip_grad_norm(&model, &mut grads, clip);
+            clip_grad_norm(&run.model, &mut grads, clip);
         }
-        let lr = sched.at(step as usize);
-        model = optim.step(lr, model, grads);
-        curve.push(CurvePoint { step, loss: l, lr });
-        step += 1;
-        ctx.progress().set_position(step);
-        if step % every == 0 && step < total {
-            ctx.save_checkpoint("curve", &curve)?;
-            save_checkpoint(&ckpt, &model, &optim, step)?;
-        }
+        let lr = sched.at(run.step as usize);
+        run.model = run.optim.step(lr, run.model, grads);
+        run.stepped::<AD>(ctx, l, lr)?;
     }
     let out = ctx.output("model")?.to_path_buf();
-    save_folder(&out, &config, &model.valid().export(), &tok_path)?;
-    write_jsonl(ctx.output("curve")?, &curve)?;
-    let tail = curve.len().saturating_sub(per_epoch.max(1));
-    let last: f64 =
-        curve[tail..].iter().map(|c| c.loss).sum::<f64>() / (curve.len() - tail).max(1) as f64;
-    ctx.figure("final_loss", last);
+    save_folder(&out, &config, &run.model.valid().export(), &tok_path)?;
+    write_jsonl(ctx.output("curve")?, &run.curve)?;
+    if let Some(l) = run.final_loss(per_epoch) {
+        ctx.figure("final_loss", l);
+    }
     ctx.figure("steps", total as f64);
     ctx.figure("pairs", data.len() as f64);
     Ok(())
