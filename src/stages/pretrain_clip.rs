@@ -168,12 +168,7 @@ fn train<AD: AutodiffBackend>(ctx: &mut StageContext) -> anyhow::Result<()> {
             pairs.len()
         );
     }
-    let img_cfg = ClipImageConfig {
-        shortest_edge: size.image_size as u32,
-        crop_height: size.image_size as u32,
-        crop_width: size.image_size as u32,
-        ..Default::default()
-    };
+    let img_cfg = ClipImageConfig::square(size.image_size);
     ctx.progress().set_message("preprocessing images");
     let paths: Vec<&std::path::Path> = pairs.iter().map(|p| p.0.as_path()).collect();
     let px = pixels(&paths, &img_cfg)?;

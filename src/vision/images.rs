@@ -81,12 +81,7 @@ pub fn pixels(images: &[&Path], cfg: &ClipImageConfig) -> Result<Vec<f32>> {
 /// (transformers' `CLIPImageProcessor` fields) when present, else CLIP's defaults at the
 /// vision tower's `image_size`.
 pub fn image_config(model_dir: &Path, image_size: usize) -> Result<ClipImageConfig> {
-    let mut cfg = ClipImageConfig {
-        shortest_edge: image_size as u32,
-        crop_height: image_size as u32,
-        crop_width: image_size as u32,
-        ..Default::default()
-    };
+    let mut cfg = ClipImageConfig::square(image_size);
     let path = model_dir.join("preprocessor_config.json");
     if !path.is_file() {
         return Ok(cfg);

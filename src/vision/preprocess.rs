@@ -24,6 +24,19 @@ pub struct ClipImageConfig {
     pub std: [f32; 3],
 }
 
+impl ClipImageConfig {
+    /// CLIP's preprocessing at a square input of `size` (a toy CLIP's `image_size`).
+    pub fn square(size: usize) -> Self {
+        let size = size as u32;
+        ClipImageConfig {
+            shortest_edge: size,
+            crop_height: size,
+            crop_width: size,
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for ClipImageConfig {
     /// openai/clip-vit-base-patch32's settings.
     fn default() -> Self {
