@@ -47,6 +47,8 @@ pub struct Cli {
 enum GraphFormat {
     Dot,
     Mermaid,
+    /// SVG drawn by Graphviz's `dot` (which must be installed).
+    Svg,
 }
 
 #[derive(Subcommand)]
@@ -141,7 +143,7 @@ enum Cmd {
     Graph {
         /// The pipeline file (P.toml).
         pipeline: PathBuf,
-        /// Graphviz dot, or Mermaid for Markdown.
+        /// Graphviz dot, Mermaid for Markdown, or SVG (rendered by Graphviz's `dot`).
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
@@ -380,6 +382,9 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             let recs = crate::show::find_records(&store, &what, p.as_ref())?;
             if !json {
                 out(crate::show::render_records(&recs))?;
+                for page in crate::show::report_pages(&store, &recs) {
+                    outln(format_args!("open      {}", page.display()))?;
+                }
             } else if let [one] = recs.as_slice() {
                 outln(serde_json::to_string_pretty(one)?)?;
             } else {
@@ -390,10 +395,12 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
         Cmd::Graph { pipeline, format } => {
             let p = load(&pipeline)?;
             let plan = crate::plan::plan(&store, &p, &[])?;
-            out(format_args!(
-                "{}",
-                crate::show::render_graph(&p, &plan, matches!(format, GraphFormat::Mermaid))
-            ))?;
+            let text = crate::show::render_graph(&p, &plan, matches!(format, GraphFormat::Mermaid));
+            if matches!(format, GraphFormat::Svg) {
+                out(crate::show::dot_to_svg(&text)?)?;
+            } else {
+                out(format_args!("{text}"))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Gc {

@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod registry;
+pub mod report;
 pub mod scheduler;
 pub mod show;
 pub mod stages;

@@ -72,6 +72,9 @@ pub struct RunReport {
     pub pipeline: String,
     pub stages: Vec<StageReport>,
     pub seconds: f64,
+    /// The `index.html` of every report the run produced or found fresh.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<PathBuf>,
 }
 
 impl RunReport {
@@ -130,6 +133,9 @@ impl RunReport {
             "\n{fresh} fresh, {ran} ran, {failed} failed, {skipped} skipped in {}\n",
             fmt_secs(self.seconds)
         ));
+        for page in &self.reports {
+            out.push_str(&format!("report: {}\n", page.display()));
+        }
         out
     }
 }
@@ -355,8 +361,14 @@ pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow:
         .max_blocking_threads(opts.jobs.max(1))
         .build()
         .context("starting the scheduler")?;
-    let report = rt.block_on(schedule(pipeline, store.clone(), opts))?;
+    let mut report = rt.block_on(schedule(pipeline, store.clone(), opts))?;
     store.stat.save().ok();
+    // The run's facts beside each report are a convenience for the page, not a result: a
+    // failure to write them is a warning, never a failed run.
+    match crate::report::run::write_facts(pipeline, &report, &store) {
+        Ok(pages) => report.reports = pages,
+        Err(e) => tracing::warn!("could not write the run's facts beside the report: {e:#}"),
+    }
     Ok(report)
 }
 
@@ -431,6 +443,7 @@ fn run_read_only(
         pipeline: pipeline.name.clone(),
         stages,
         seconds: clock.elapsed().as_secs_f64(),
+        reports: Vec::new(),
     })
 }
 
@@ -705,6 +718,7 @@ async fn schedule(
         pipeline: pipeline.name.clone(),
         stages: state.reports,
         seconds: clock.elapsed().as_secs_f64(),
+        reports: Vec::new(),
     })
 }
 

@@ -154,6 +154,55 @@ pub fn render_record(r: &Record) -> String {
     s
 }
 
+/// The `index.html` of each report among the records' outputs that the store holds.
+pub fn report_pages(store: &Store, records: &[Record]) -> Vec<std::path::PathBuf> {
+    records
+        .iter()
+        .flat_map(|r| r.outputs.values())
+        .filter(|o| o.ty == crate::types::ArtifactType::Report)
+        .map(|o| store.object_path(&o.digest).join("index.html"))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// Renders dot text to SVG with Graphviz's `dot` (`$HHI_DOT`, else `dot` on PATH).
+pub fn dot_to_svg(dot: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    let program = std::env::var_os("HHI_DOT").unwrap_or_else(|| "dot".into());
+    let child = std::process::Command::new(&program)
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "`--format svg` draws the graph with Graphviz's `dot`, which was not found ({})\n  = help: install Graphviz (Debian/Ubuntu: `sudo apt install graphviz`; Fedora: `sudo dnf install graphviz`; macOS: `brew install graphviz`; conda: `conda install -c conda-forge graphviz`), set HHI_DOT to its path, or print `--format dot` and render it elsewhere",
+            std::path::Path::new(&program).display()
+        ),
+        Err(e) => bail!(
+            "could not start `{}`: {e}",
+            std::path::Path::new(&program).display()
+        ),
+    };
+    // dot reads all of its input before it writes, so writing first cannot deadlock.
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(dot.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "`dot -Tsvg` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The DAG in Graphviz dot or Mermaid, each stage labelled with its state from `plan`.
 pub fn render_graph(pipeline: &Pipeline, plan: &Plan, mermaid: bool) -> String {
     let state = |name: &str| {

@@ -211,3 +211,46 @@ fn log_lines_have_no_colour_codes_off_a_terminal() {
     assert!(err.contains("INFO"), "expected log lines:\n{err}");
     assert!(!err.contains('\u{1b}'), "ANSI escapes in a pipe:\n{err:?}");
 }
+
+/// `graph --format svg` goes through Graphviz's `dot`; without it, the error says how to
+/// get it. (`.ci/run` installs Graphviz; elsewhere the drawing half is skipped with a reason.)
+#[test]
+fn graph_as_svg_through_dot_or_a_message_on_how_to_get_it() {
+    let p = diamond();
+    let out = p
+        .cmd(&["graph", "pipelines/diamond.toml", "--format", "svg"])
+        .env("HHI_DOT", "/nonexistent/dot")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Graphviz")
+            && err.contains("apt install graphviz")
+            && err.contains("--format dot"),
+        "{err}"
+    );
+    let has_dot = std::process::Command::new("dot")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_dot {
+        assert!(
+            std::env::var_os("HHI_REQUIRE_GRAPHVIZ").is_none(),
+            "HHI_REQUIRE_GRAPHVIZ is set but `dot` is not on PATH"
+        );
+        eprintln!("SKIPPED the drawing half: Graphviz's `dot` is not installed");
+        return;
+    }
+    let svg = p.ok(&["graph", "pipelines/diamond.toml", "--format", "svg"]);
+    assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
+    // Every stage is drawn.
+    let dot = p.ok(&["graph", "pipelines/diamond.toml"]);
+    for line in dot
+        .lines()
+        .filter(|l| l.contains("[label=") && !l.contains("->"))
+    {
+        let name = line.trim().split('"').nth(1).unwrap();
+        assert!(svg.contains(name), "{name} missing from the SVG");
+    }
+}

@@ -2,28 +2,7 @@
 //! rerun exactly what depends on them, and two fresh stores agree on every digest.
 mod common;
 
-use common::Project;
-
-const SMOKE: &str = "pipelines/smoke.toml";
-
-/// A project holding copies of `pipelines/smoke.toml` and its prompt files.
-fn smoke_project() -> Project {
-    let p = Project::new();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
-    p.write(
-        SMOKE,
-        &std::fs::read_to_string(src.join("smoke.toml")).unwrap(),
-    );
-    for f in [
-        "prompts/interactions.txt",
-        "prompts/captions.txt",
-        "glove/toy.50d.txt",
-    ] {
-        let text = std::fs::read_to_string(src.join(f)).unwrap();
-        p.write(&format!("pipelines/{f}"), &text);
-    }
-    p
-}
+use common::{Project, SMOKE, smoke_project};
 
 /// The stages `plan --json` says would run.
 fn stale(p: &Project) -> Vec<String> {
@@ -40,14 +19,15 @@ fn stale(p: &Project) -> Vec<String> {
 }
 
 /// What follows the pseudo-labels in smoke.toml: both captioners and their predictions and
-/// evaluations.
-const AFTER_LABELS: [&str; 6] = [
+/// evaluations, and the report.
+const AFTER_LABELS: [&str; 7] = [
     "captioner",
     "predict",
     "evaluate",
     "captioner_encdec",
     "predict_encdec",
     "evaluate_encdec",
+    "report",
 ];
 
 fn names(v: &[&str]) -> Vec<String> {
@@ -61,7 +41,7 @@ fn smoke_runs_end_to_end_and_edits_rerun_only_their_descendants() {
     let p = smoke_project();
     let out = p.run(SMOKE);
     assert!(out.values().all(|s| s == "ran"), "{out:?}");
-    assert_eq!(out.len(), 22, "{out:?}");
+    assert_eq!(out.len(), 23, "{out:?}");
     assert!(stale(&p).is_empty());
     // A model stage records its kernel class, and reruns to the same bits on this machine.
     let shown = p.ok(&["show", "lm"]);
@@ -121,7 +101,10 @@ fn smoke_runs_end_to_end_and_edits_rerun_only_their_descendants() {
     );
     assert_ne!(edited, toml, "smoke.toml sets the captioner's lr");
     p.write(SMOKE, &edited);
-    assert_eq!(stale(&p), names(&["captioner", "predict", "evaluate"]));
+    assert_eq!(
+        stale(&p),
+        names(&["captioner", "predict", "evaluate", "report"])
+    );
     p.write(SMOKE, &toml);
 
     // The evaluation's outputs: the paper's tables, baselines beside the model.

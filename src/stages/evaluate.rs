@@ -136,16 +136,6 @@ struct BeamOut<'a> {
     scores: &'a BeamScores,
 }
 
-/// The label a prediction is compared with: imSitu-HHI's ground truth is a bare verb,
-/// which becomes `_ verb` so that the verb rules read it.
-fn reference(label: &str) -> String {
-    if label.split_whitespace().count() == 1 {
-        format!("_ {}", label.trim())
-    } else {
-        label.to_string()
-    }
-}
-
 /// Scores of `beams` for `item`, NLI included when a model is given.
 fn score_item(
     item: &TableItem,
@@ -153,7 +143,7 @@ fn score_item(
     vectors: Option<&WordVectors>,
     nli: Option<&NliFn>,
 ) -> anyhow::Result<Vec<BeamScores>> {
-    let label = reference(&item.label);
+    let label = eval::reference(&item.label);
     let mut out: Vec<BeamScores> = beams
         .iter()
         .map(|b| score_beam(b, &label, vectors))
@@ -267,7 +257,7 @@ fn run(ctx: &mut StageContext, nli_fn: &NliFn) -> anyhow::Result<()> {
             tables.insert("most_frequent", baseline(&|_| top.clone())?);
         }
     }
-    let mut candidates: Vec<String> = test.iter().map(|t| reference(&t.label)).collect();
+    let mut candidates: Vec<String> = test.iter().map(|t| eval::reference(&t.label)).collect();
     candidates.sort();
     candidates.dedup();
     let seed = ctx.seed;

@@ -18,6 +18,7 @@ pub mod predict;
 pub mod pretrain_clip;
 pub mod pseudo_label;
 pub mod reaper;
+pub mod report;
 pub mod synthesize_captions;
 pub mod toy_world;
 pub mod train_captioner;
@@ -26,8 +27,8 @@ pub mod train_summarizer;
 pub mod train_tokenizer;
 pub mod training;
 
-/// The method's stage kinds: the toy world, importers, the text stages, the vision stages
-/// and the evaluation. Part of [`builtin`].
+/// The method's stage kinds: the toy world, importers, the text stages, the vision stages,
+/// the evaluation and the report. Part of [`builtin`].
 pub fn register_method(r: &mut crate::registry::Registry) {
     r.register(toy_world::ToyWorld);
     r.register(import_whos_waldo::ImportWhosWaldo);
@@ -49,6 +50,7 @@ pub fn register_method(r: &mut crate::registry::Registry) {
     r.register(train_captioner::TrainCaptioner);
     r.register(predict::Predict);
     r.register(evaluate::Evaluate);
+    r.register(report::Report);
 }
 
 /// A registry of every kind built into hhi: `files`, `command` and the method's kinds.

@@ -45,6 +45,16 @@ pub fn normalize(label: &str) -> String {
         .to_lowercase()
 }
 
+/// The label a prediction is compared with: imSitu-HHI's ground truth is a bare verb,
+/// which becomes `_ verb` so that the verb rules read it.
+pub fn reference(label: &str) -> String {
+    if label.split_whitespace().count() == 1 {
+        format!("_ {}", label.trim())
+    } else {
+        label.to_string()
+    }
+}
+
 pub fn label_match(pred: &str, label: &str) -> bool {
     normalize(pred) == normalize(label)
 }

@@ -4,6 +4,7 @@
 //! word vectors its verb similarity reads (pure functions over strings).
 
 pub mod captions;
+pub mod diversity;
 pub mod eval;
 pub mod extract;
 pub mod filters;

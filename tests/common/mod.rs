@@ -77,6 +77,27 @@ impl Project {
     }
 }
 
+pub const SMOKE: &str = "pipelines/smoke.toml";
+
+/// A project holding copies of `pipelines/smoke.toml` and its prompt files.
+pub fn smoke_project() -> Project {
+    let p = Project::new();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    p.write(
+        SMOKE,
+        &std::fs::read_to_string(src.join("smoke.toml")).unwrap(),
+    );
+    for f in [
+        "prompts/interactions.txt",
+        "prompts/captions.txt",
+        "glove/toy.50d.txt",
+    ] {
+        let text = std::fs::read_to_string(src.join(f)).unwrap();
+        p.write(&format!("pipelines/{f}"), &text);
+    }
+    p
+}
+
 /// The `hhi` binary under test. `HHI_TEST_BIN` overrides the path cargo compiled in, so
 /// that `.ci/run` can run these tests as an unprivileged user from a copy of the binaries
 /// (the build folder may sit where that user cannot reach).
