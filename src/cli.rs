@@ -84,6 +84,22 @@ enum Cmd {
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
+        /// Override a parameter for this run: STAGE.PARAM=VALUE, checked like the file
+        /// (repeatable; KEY.SUB reaches into a table, e.g. count.env.LANG=C). Several
+        /// comma-separated values sweep: every combination of the `--set`s runs.
+        #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
+        set: Vec<String>,
+        /// Run one variant per line of FILE (each line: STAGE.PARAM=VALUE …).
+        #[arg(long, value_name = "FILE")]
+        sweep: Option<PathBuf>,
+        /// Name the run (several variants get NAME.1, NAME.2, …), for `hhi runs` and
+        /// `hhi diff`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Write P.lock even though --set changed the pipeline (an experiment otherwise
+        /// leaves the committed lock as the file describes it).
+        #[arg(long)]
+        write_lock: bool,
     },
     /// Say what `run` would do, per stage: fresh, or run with every reason.
     ///
@@ -103,6 +119,9 @@ enum Cmd {
         /// Count this stage as forced (repeatable).
         #[arg(long, value_name = "STAGE")]
         force: Vec<String>,
+        /// Plan with a parameter overridden, as `run --set` would (repeatable).
+        #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
+        set: Vec<String>,
     },
     /// Re-hash every artifact P.lock names and check the chain of records.
     ///
@@ -117,6 +136,32 @@ enum Cmd {
         #[arg(long)]
         all: bool,
         /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List recent runs, newest first: overrides, what ran, wall time, headline metrics.
+    Runs {
+        /// Only the runs of this pipeline file.
+        pipeline: Option<PathBuf>,
+        /// A metric column: `verb_match@1` (the model's score in each evaluate stage) or
+        /// any recorded figure as STAGE.FIGURE, e.g. captioner.final_loss (repeatable)
+        /// [default: verb_match@1, label_match@1].
+        #[arg(long, value_name = "METRIC")]
+        metric: Vec<String>,
+        /// How many runs.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+        /// Print the runs as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare two runs: parameters that differ, artifacts that differ, metrics with deltas.
+    Diff {
+        /// A run id (or a prefix), a run name, or a lock file.
+        a: String,
+        /// The same, for the other side.
+        b: String,
+        /// Print the comparison as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -265,40 +310,135 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             no_wait,
             json,
             quiet,
+            set,
+            sweep,
+            name,
+            write_lock,
         } => {
-            let mut p = load(&pipeline)?;
-            if let Some(b) = backend {
-                p.backend = b;
+            let variants = crate::overrides::variants(&set, sweep.as_deref())?;
+            if variants.len() > 1 && write_lock {
+                anyhow::bail!(
+                    "--write-lock with {} variants: which one should P.lock describe? Run the chosen variant alone with --write-lock",
+                    variants.len()
+                );
             }
-            let mut opts = RunOptions {
-                targets: target,
-                force,
-                wait_for_lock: !no_wait,
-                ..RunOptions::default()
-            };
-            opts.progress = !quiet && !json && std::io::stderr().is_terminal();
-            if let Some(j) = jobs {
-                opts.jobs = j;
+            let mut reports = Vec::new();
+            let mut ok = true;
+            for (i, overrides) in variants.iter().enumerate() {
+                let mut p = Pipeline::load_with(&pipeline, overrides, registry)?;
+                if let Some(b) = &backend {
+                    p.backend = b.clone();
+                }
+                let raw: Vec<String> = overrides.iter().map(|o| o.to_string()).collect();
+                let mut opts = RunOptions {
+                    targets: target.clone(),
+                    force: force.clone(),
+                    wait_for_lock: !no_wait,
+                    write_lock: overrides.is_empty() || write_lock,
+                    name: match (&name, variants.len()) {
+                        (Some(n), 1) => Some(n.clone()),
+                        (Some(n), _) => Some(format!("{n}.{}", i + 1)),
+                        (None, _) => None,
+                    },
+                    overrides: raw.clone(),
+                    ..RunOptions::default()
+                };
+                opts.progress = !quiet && !json && std::io::stderr().is_terminal();
+                if let Some(j) = jobs {
+                    opts.jobs = j;
+                }
+                if variants.len() > 1 && !json {
+                    outln(format_args!(
+                        "== variant {}/{}: {}",
+                        i + 1,
+                        variants.len(),
+                        raw.join(" ")
+                    ))?;
+                }
+                let report = crate::scheduler::run(&p, store.clone(), &opts)?;
+                ok &= report.success();
+                if !json {
+                    out(report.render())?;
+                }
+                reports.push(report);
             }
-            let report = crate::scheduler::run(&p, store, &opts)?;
             if json {
-                outln(serde_json::to_string_pretty(&report)?)?;
-            } else {
-                out(report.render())?;
+                if let [one] = reports.as_slice() {
+                    outln(serde_json::to_string_pretty(one)?)?;
+                } else {
+                    outln(serde_json::to_string_pretty(&reports)?)?;
+                }
+            } else if reports.len() > 1 {
+                // The sweep as a table: the variants just run, oldest first.
+                let ids: Vec<&str> = reports.iter().filter_map(|r| r.run_id.as_deref()).collect();
+                let metrics: Vec<String> = crate::experiments::DEFAULT_METRICS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                let mut rows = crate::experiments::rows(&store, None, &metrics, usize::MAX)?;
+                rows.retain(|r| ids.contains(&r.id.as_str()));
+                rows.reverse();
+                outln(format_args!("\n{}", crate::experiments::render_rows(&rows)))?;
             }
-            Ok(if report.success() {
+            Ok(if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Cmd::Runs {
+            pipeline,
+            metric,
+            limit,
+            json,
+        } => {
+            let metrics: Vec<String> = if metric.is_empty() {
+                crate::experiments::DEFAULT_METRICS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                metric
+            };
+            let rows = crate::experiments::rows(&store, pipeline.as_deref(), &metrics, limit)?;
+            if json {
+                outln(serde_json::to_string_pretty(&rows)?)?;
+            } else {
+                out(crate::experiments::render_rows(&rows))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Diff { a, b, json } => {
+            let (a, b) = (
+                crate::experiments::resolve(&store, &a)?,
+                crate::experiments::resolve(&store, &b)?,
+            );
+            let d = crate::experiments::diff(&store, &a, &b);
+            if json {
+                outln(serde_json::to_string_pretty(&d)?)?;
+            } else {
+                out(crate::experiments::render_diff(&d))?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Plan {
             pipeline,
             json,
             check,
             force,
+            set,
         } => {
-            let p = load(&pipeline)?;
+            let mut overrides = Vec::new();
+            for s in &set {
+                let mut o = crate::overrides::parse_set(s)?;
+                if o.len() != 1 {
+                    anyhow::bail!(
+                        "--set {s}: `plan` takes one value per parameter; a sweep is for `run`"
+                    );
+                }
+                overrides.push(o.remove(0));
+            }
+            let p = Pipeline::load_with(&pipeline, &overrides, registry)?;
             let plan = crate::plan::plan(&store, &p, &force)?;
             if json {
                 outln(serde_json::to_string_pretty(&plan)?)?;

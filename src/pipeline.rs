@@ -87,6 +87,16 @@ impl Pipeline {
     }
 
     pub fn load(path: &Path, registry: &Registry) -> anyhow::Result<Pipeline> {
+        Self::load_with(path, &[], registry)
+    }
+
+    /// Loads the file with `--set` overrides applied to its text (see [`crate::overrides`]):
+    /// the result is what loading the file edited that way would give.
+    pub fn load_with(
+        path: &Path,
+        overrides: &[crate::overrides::Override],
+        registry: &Registry,
+    ) -> anyhow::Result<Pipeline> {
         let bytes = std::fs::read(path).map_err(|e| {
             anyhow::anyhow!("cannot read pipeline {}: {e}\n  = help: check the path; pipelines usually live in pipelines/", path.display())
         })?;
@@ -94,6 +104,7 @@ impl Pipeline {
             Ok(s) => s,
             Err(e) => return Err(not_utf8(path, e.as_bytes(), e.utf8_error()).into()),
         };
+        let src = crate::overrides::apply(path, &src, overrides)?;
         Ok(Self::parse(path, &src, registry)?)
     }
 

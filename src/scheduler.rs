@@ -12,7 +12,7 @@ use crate::store::fsutil;
 use crate::store::hash::Digest;
 use crate::store::lock::StoreLock;
 use crate::store::record::{OutputRecord, Record};
-use crate::store::runs::write_run_ref;
+use crate::store::runs::{RunInfo, write_run_ref};
 pub use crate::store::runs::{RunRef, run_refs};
 use anyhow::{Context, anyhow};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
@@ -33,6 +33,13 @@ pub struct RunOptions {
     pub wait_for_lock: bool,
     /// Draw progress bars (only shown on a terminal).
     pub progress: bool,
+    /// The `--set`s the pipeline was loaded with, recorded with the run.
+    pub overrides: Vec<String>,
+    /// A name for the run (`hhi runs`, `hhi diff`).
+    pub name: Option<String>,
+    /// Write P.lock. An experiment (a run with overrides) leaves the committed lock alone
+    /// unless asked; its keys are in its run ref either way.
+    pub write_lock: bool,
 }
 
 impl Default for RunOptions {
@@ -45,6 +52,9 @@ impl Default for RunOptions {
                 .unwrap_or(1),
             wait_for_lock: true,
             progress: false,
+            overrides: Vec::new(),
+            name: None,
+            write_lock: true,
         }
     }
 }
@@ -75,6 +85,12 @@ pub struct RunReport {
     /// The `index.html` of every report the run produced or found fresh.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reports: Vec<PathBuf>,
+    /// The run's id in `hhi runs` (none for a run on a read-only store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    pub wrote_lock: bool,
 }
 
 impl RunReport {
@@ -135,6 +151,17 @@ impl RunReport {
         ));
         for page in &self.reports {
             out.push_str(&format!("report: {}\n", page.display()));
+        }
+        if let Some(id) = &self.run_id {
+            if self.overrides.is_empty() || self.wrote_lock {
+                out.push_str(format!("run {id} {}", self.overrides.join(" ")).trim_end());
+                out.push('\n');
+            } else {
+                out.push_str(&format!(
+                    "run {id} with {} (P.lock left as the file says; --write-lock to change it)\n",
+                    self.overrides.join(" ")
+                ));
+            }
         }
         out
     }
@@ -438,12 +465,17 @@ fn run_read_only(
             }
         }
     }
-    lock.write(&pipeline.lock_path())?;
+    if opts.write_lock {
+        lock.write(&pipeline.lock_path())?;
+    }
     Ok(RunReport {
         pipeline: pipeline.name.clone(),
         stages,
         seconds: clock.elapsed().as_secs_f64(),
         reports: Vec::new(),
+        run_id: None,
+        overrides: opts.overrides.clone(),
+        wrote_lock: opts.write_lock,
     })
 }
 
@@ -651,6 +683,7 @@ async fn schedule(
     opts: &RunOptions,
 ) -> anyhow::Result<RunReport> {
     let clock = Instant::now();
+    let started = SystemTime::now();
     let lock_path = pipeline.lock_path();
     let old_lock = LockFile::read(&lock_path)?;
     let planner = Arc::new(plan::Planner::new(&store, pipeline, &opts.force)?);
@@ -711,14 +744,31 @@ async fn schedule(
     }
     overall.finish_and_clear();
     let lock = state.lock(pipeline, old_lock.as_ref());
-    lock.write(&lock_path)?;
-    write_run_ref(&store, &pipeline.path, &lock_path, &lock)?;
-    store.register_root(&lock_path)?;
+    if opts.write_lock {
+        lock.write(&lock_path)?;
+        store.register_root(&lock_path)?;
+    }
+    let seconds = clock.elapsed().as_secs_f64();
+    let count = |f: fn(&Outcome) -> bool| state.reports.iter().filter(|r| f(&r.outcome)).count();
+    let info = RunInfo {
+        started: humantime::format_rfc3339_seconds(started).to_string(),
+        seconds,
+        name: opts.name.clone(),
+        overrides: opts.overrides.clone(),
+        ran: count(|o| matches!(o, Outcome::Ran { .. })),
+        fresh: count(|o| matches!(o, Outcome::Fresh)),
+        failed: count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. })),
+        wrote_lock: opts.write_lock,
+    };
+    let run_id = write_run_ref(&store, &pipeline.path, &lock_path, &lock, info)?;
     Ok(RunReport {
         pipeline: pipeline.name.clone(),
         stages: state.reports,
-        seconds: clock.elapsed().as_secs_f64(),
+        seconds,
         reports: Vec::new(),
+        run_id: Some(run_id),
+        overrides: opts.overrides.clone(),
+        wrote_lock: opts.write_lock,
     })
 }
 

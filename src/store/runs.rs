@@ -1,6 +1,7 @@
-//! Run refs: what each recent run used, by stage key. `gc --keep N` keeps the records of
-//! the N newest; `show STAGE` resolves a stage name through the newest. Named by content,
-//! so a no-op run only refreshes the mtime of the ref it would write.
+//! Run refs: what each recent run used, by stage key, and what the run was (when, with
+//! which overrides, what ran). `gc --keep N` keeps the records of the N newest; `show
+//! STAGE` resolves a stage name through the newest; `runs` lists them and `diff` compares
+//! two. Named by content (the short digest of the ref is the run's id).
 
 use super::Store;
 use super::fsutil;
@@ -11,21 +12,50 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-#[derive(Serialize, serde::Deserialize)]
+#[derive(Serialize, serde::Deserialize, Clone, Debug, Default)]
 pub struct RunRef {
     pub pipeline: PathBuf,
     pub lock: PathBuf,
     /// Stage name → cache key, as the lock names them after the run.
     pub stages: BTreeMap<String, Digest>,
+    /// What the run was (absent in refs written before runs were listed).
+    #[serde(default)]
+    pub info: RunInfo,
 }
 
-/// Remembers what a run used, for `gc` (its roots) and `show STAGE`.
+/// A run as `hhi runs` lists it.
+#[derive(Serialize, serde::Deserialize, Clone, Debug, Default)]
+pub struct RunInfo {
+    /// RFC 3339, UTC.
+    #[serde(default)]
+    pub started: String,
+    #[serde(default)]
+    pub seconds: f64,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The `--set`s, as given.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    #[serde(default)]
+    pub ran: usize,
+    #[serde(default)]
+    pub fresh: usize,
+    #[serde(default)]
+    pub failed: usize,
+    /// Whether the run wrote P.lock (an experiment with overrides does not, unless asked).
+    #[serde(default)]
+    pub wrote_lock: bool,
+}
+
+/// Remembers what a run used, for `gc` (its roots), `show STAGE`, `runs` and `diff`;
+/// returns the run's id.
 pub fn write_run_ref(
     store: &Store,
     pipeline: &Path,
     lock_path: &Path,
     lock: &LockFile,
-) -> anyhow::Result<()> {
+    info: RunInfo,
+) -> anyhow::Result<String> {
     let r = RunRef {
         pipeline: std::path::absolute(pipeline)?,
         lock: std::path::absolute(lock_path)?,
@@ -34,16 +64,23 @@ pub fn write_run_ref(
             .iter()
             .map(|(n, s)| (n.clone(), s.key))
             .collect(),
+        info,
     };
     let bytes = serde_json::to_vec_pretty(&r)?;
-    let path = store
-        .runs_dir()
-        .join(format!("{}.json", Digest::of_bytes(&bytes).short()));
+    let id = Digest::of_bytes(&bytes).short();
+    let path = store.runs_dir().join(format!("{id}.json"));
     match std::fs::File::options().write(true).open(&path) {
         Ok(f) => f.set_modified(SystemTime::now())?,
         Err(_) => fsutil::write_atomic(&path, &bytes)?,
     }
-    Ok(())
+    Ok(id)
+}
+
+/// A run's id: its ref's file name.
+pub fn run_id(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Run refs, newest first.
