@@ -4,6 +4,7 @@ use crate::pipeline::Pipeline;
 use crate::registry::Registry;
 use crate::scheduler::RunOptions;
 use crate::store::Store;
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -154,6 +155,9 @@ enum Cmd {
         /// Print the runs as JSON.
         #[arg(long)]
         json: bool,
+        /// Also write an offline page with the runs' metric tables side by side.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Compare two runs: parameters that differ, artifacts that differ, metrics with deltas.
     Diff {
@@ -322,45 +326,57 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                     variants.len()
                 );
             }
-            let mut reports = Vec::new();
-            let mut ok = true;
+            let mut loaded = Vec::new();
             for (i, overrides) in variants.iter().enumerate() {
                 let mut p = Pipeline::load_with(&pipeline, overrides, registry)?;
                 if let Some(b) = &backend {
                     p.backend = b.clone();
                 }
-                let raw: Vec<String> = overrides.iter().map(|o| o.to_string()).collect();
-                let mut opts = RunOptions {
-                    targets: target.clone(),
-                    force: force.clone(),
-                    wait_for_lock: !no_wait,
-                    write_lock: overrides.is_empty() || write_lock,
+                loaded.push(crate::scheduler::Variant {
+                    pipeline: p,
+                    overrides: overrides.iter().map(|o| o.to_string()).collect(),
                     name: match (&name, variants.len()) {
                         (Some(n), 1) => Some(n.clone()),
                         (Some(n), _) => Some(format!("{n}.{}", i + 1)),
                         (None, _) => None,
                     },
-                    overrides: raw.clone(),
-                    ..RunOptions::default()
-                };
-                opts.progress = !quiet && !json && std::io::stderr().is_terminal();
-                if let Some(j) = jobs {
-                    opts.jobs = j;
-                }
-                if variants.len() > 1 && !json {
-                    outln(format_args!(
-                        "== variant {}/{}: {}",
-                        i + 1,
-                        variants.len(),
-                        raw.join(" ")
-                    ))?;
-                }
-                let report = crate::scheduler::run(&p, store.clone(), &opts)?;
-                ok &= report.success();
-                if !json {
+                });
+            }
+            let mut opts = RunOptions {
+                targets: target.clone(),
+                force: force.clone(),
+                wait_for_lock: !no_wait,
+                write_lock: variants[0].is_empty() || write_lock,
+                name: loaded[0].name.clone(),
+                overrides: loaded[0].overrides.clone(),
+                ..RunOptions::default()
+            };
+            opts.progress = !quiet && !json && std::io::stderr().is_terminal();
+            if let Some(j) = jobs {
+                opts.jobs = j;
+            }
+            let reports = if loaded.len() == 1 {
+                vec![crate::scheduler::run(
+                    &loaded[0].pipeline,
+                    store.clone(),
+                    &opts,
+                )?]
+            } else {
+                crate::scheduler::run_sweep(&loaded, store.clone(), &opts)?
+            };
+            let ok = reports.iter().all(|r| r.success());
+            if !json {
+                for (i, report) in reports.iter().enumerate() {
+                    if reports.len() > 1 {
+                        outln(format_args!(
+                            "== variant {}/{}: {}",
+                            i + 1,
+                            reports.len(),
+                            report.overrides.join(" ")
+                        ))?;
+                    }
                     out(report.render())?;
                 }
-                reports.push(report);
             }
             if json {
                 if let [one] = reports.as_slice() {
@@ -391,6 +407,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             metric,
             limit,
             json,
+            html,
         } => {
             let metrics: Vec<String> = if metric.is_empty() {
                 crate::experiments::DEFAULT_METRICS
@@ -401,6 +418,10 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                 metric
             };
             let rows = crate::experiments::rows(&store, pipeline.as_deref(), &metrics, limit)?;
+            if let Some(file) = &html {
+                std::fs::write(file, crate::experiments::render_html(&store, &rows))
+                    .with_context(|| format!("writing {}", file.display()))?;
+            }
             if json {
                 outln(serde_json::to_string_pretty(&rows)?)?;
             } else {

@@ -182,6 +182,125 @@ pub fn render_rows(rows: &[RunRow]) -> String {
     out
 }
 
+/// `hhi runs --html`: the runs' metric tables side by side (overall, per evaluate stage)
+/// on one offline page, with a link to each run's own report.
+pub fn render_html(store: &Store, rows: &[RunRow]) -> String {
+    use crate::report::html::{esc, num};
+    let refs: BTreeMap<String, RunRef> = run_refs(store)
+        .into_iter()
+        .map(|(p, r)| (run_id(&p), r))
+        .collect();
+    // Per run: (evaluate stage → metrics.json) and its report pages.
+    let mut tables: Vec<BTreeMap<String, crate::report::Metrics>> = Vec::new();
+    let mut pages: Vec<Vec<std::path::PathBuf>> = Vec::new();
+    for r in rows {
+        let mut t = BTreeMap::new();
+        let mut pg = Vec::new();
+        if let Some(rf) = refs.get(&r.id) {
+            for (stage, key) in &rf.stages {
+                let Ok(Some(rec)) = store.read_record(key) else {
+                    continue;
+                };
+                for o in rec.outputs.values() {
+                    let path = store.object_path(&o.digest);
+                    match o.ty {
+                        crate::types::ArtifactType::Metrics if rec.kind == "evaluate" => {
+                            if let Some(m) = std::fs::read_to_string(&path)
+                                .ok()
+                                .and_then(|t| serde_json::from_str(&t).ok())
+                            {
+                                t.insert(stage.clone(), m);
+                            }
+                        }
+                        crate::types::ArtifactType::Report => pg.push(path.join("index.html")),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        tables.push(t);
+        pages.push(pg);
+    }
+    let mut keys: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for t in &tables {
+        for (stage, m) in t {
+            if let Some(model) = m.get("model") {
+                for (metric, by_k) in model {
+                    for k in by_k.keys() {
+                        keys.insert((stage.clone(), metric.clone(), k.clone()));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>hhi runs</title><style>body{font:14px system-ui,sans-serif;margin:16px}table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eef3f8}td.l,th.l{text-align:left}b{color:#00734f}</style></head><body><h1>hhi runs</h1><p>The model's overall scores (mean of the source means) per run; the best of each row in bold.</p><table><thead><tr><th class=\"l\">metric</th>",
+    );
+    for r in rows {
+        let label = r.name.clone().unwrap_or_else(|| r.id.clone());
+        out.push_str(&format!(
+            "<th>{}<br><small>{}</small></th>",
+            esc(&label),
+            esc(&r.overrides.join(" "))
+        ));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for (stage, metric, k) in &keys {
+        let vals: Vec<Option<f64>> = tables
+            .iter()
+            .map(|t| {
+                t.get(stage)
+                    .and_then(|m| m.get("model"))
+                    .and_then(|m| m.get(metric))
+                    .and_then(|b| b.get(k))
+                    .and_then(|row| row.get(crate::text::eval::OVERALL))
+                    .copied()
+            })
+            .collect();
+        let lower = metric == "nli_pc";
+        let best = vals
+            .iter()
+            .flatten()
+            .copied()
+            .fold(None, |acc: Option<f64>, v| {
+                Some(match acc {
+                    None => v,
+                    Some(a) if lower => a.min(v),
+                    Some(a) => a.max(v),
+                })
+            });
+        out.push_str(&format!(
+            "<tr><td class=\"l\">{} {} {}</td>",
+            esc(stage),
+            esc(metric),
+            esc(k)
+        ));
+        for v in vals {
+            out.push_str(&match v {
+                Some(v) if Some(v) == best && rows.len() > 1 => {
+                    format!("<td><b>{}</b></td>", num(v))
+                }
+                Some(v) => format!("<td>{}</td>", num(v)),
+                None => "<td>–</td>".into(),
+            });
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("<tr><td class=\"l\">report</td>");
+    for pg in &pages {
+        out.push_str("<td>");
+        for p in pg {
+            out.push_str(&format!(
+                "<a href=\"file://{}\">open</a> ",
+                esc(&p.display().to_string())
+            ));
+        }
+        out.push_str("</td>");
+    }
+    out.push_str("</tr></tbody></table></body></html>\n");
+    out
+}
+
 /// A run found by `hhi diff`: its label and stage → key.
 pub struct Side {
     pub label: String,

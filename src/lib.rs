@@ -27,6 +27,7 @@ pub mod scheduler;
 pub mod show;
 pub mod stages;
 pub mod store;
+pub mod sweep;
 pub mod text;
 pub mod toy;
 pub mod types;

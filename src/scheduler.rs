@@ -40,6 +40,9 @@ pub struct RunOptions {
     /// Write P.lock. An experiment (a run with overrides) leaves the committed lock alone
     /// unless asked; its keys are in its run ref either way.
     pub write_lock: bool,
+    /// Write a run ref (`hhi runs`); off for the merged graph of a sweep, whose variants
+    /// are recorded one by one.
+    pub record_run: bool,
 }
 
 impl Default for RunOptions {
@@ -55,6 +58,7 @@ impl Default for RunOptions {
             overrides: Vec::new(),
             name: None,
             write_lock: true,
+            record_run: true,
         }
     }
 }
@@ -399,6 +403,116 @@ pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow:
     Ok(report)
 }
 
+/// One variant of a sweep: the pipeline loaded with its overrides, and its record.
+pub struct Variant {
+    pub pipeline: Pipeline,
+    pub overrides: Vec<String>,
+    pub name: Option<String>,
+}
+
+/// Runs the variants of a sweep as one merged graph ([`crate::sweep`]): concurrently where
+/// `opts.jobs` allows, each shared stage once. Each variant is then recorded as a run of
+/// its own (`hhi runs`), a stage counted as run by the first variant that has it and as
+/// fresh by the others. P.lock is never written: which variant would it describe?
+pub fn run_sweep(
+    variants: &[Variant],
+    store: Arc<Store>,
+    opts: &RunOptions,
+) -> anyhow::Result<Vec<RunReport>> {
+    let pipelines: Vec<&Pipeline> = variants.iter().map(|v| &v.pipeline).collect();
+    let merged = crate::sweep::merge(&pipelines)?;
+    let first = &variants[0].pipeline;
+    for name in opts.targets.iter().chain(&opts.force) {
+        if first.stage_index(name).is_none() {
+            anyhow::bail!("no stage named `{name}` in {}", first.path.display());
+        }
+    }
+    // Targets and forced stages are names: `--target captioner` is every variant's.
+    let mut mopts = opts.clone();
+    mopts.write_lock = false;
+    mopts.record_run = false;
+    if store.exists() && !store.writable() {
+        anyhow::bail!(
+            "the store {} is read-only: a sweep runs new variants",
+            store.root().display()
+        );
+    }
+    let what = format!("hhi run {} (a sweep)", first.path.display());
+    let _lock = StoreLock::acquire(store.root(), opts.wait_for_lock, &what)?;
+    store
+        .init()
+        .with_context(|| format!("creating the store {}", store.root().display()))?;
+    store.clean_tmp()?;
+    let started = SystemTime::now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(opts.jobs.max(1))
+        .build()
+        .context("starting the scheduler")?;
+    let all = rt.block_on(schedule(&merged.pipeline, store.clone(), &mopts))?;
+    store.stat.save().ok();
+    let mut reports = Vec::new();
+    for (v, var) in variants.iter().enumerate() {
+        let stages: Vec<StageReport> = var
+            .pipeline
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                let c = merged.members[v][i];
+                let sr = &all.stages[c];
+                let owner = merged.members.iter().position(|m| m.contains(&c));
+                let outcome = match &sr.outcome {
+                    Outcome::Ran { .. } if owner != Some(v) => Outcome::Fresh,
+                    o => o.clone(),
+                };
+                StageReport {
+                    name: st.name.clone(),
+                    key: sr.key,
+                    outcome,
+                    reasons: sr.reasons.clone(),
+                }
+            })
+            .collect();
+        let count = |f: fn(&Outcome) -> bool| stages.iter().filter(|r| f(&r.outcome)).count();
+        let info = RunInfo {
+            started: humantime::format_rfc3339_seconds(started).to_string(),
+            seconds: all.seconds,
+            name: var.name.clone(),
+            overrides: var.overrides.clone(),
+            ran: count(|o| matches!(o, Outcome::Ran { .. })),
+            fresh: count(|o| matches!(o, Outcome::Fresh)),
+            failed: count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. })),
+            wrote_lock: false,
+        };
+        let keys: BTreeMap<String, Digest> = stages
+            .iter()
+            .filter_map(|s| s.key.map(|k| (s.name.clone(), k)))
+            .collect();
+        let id = crate::store::runs::write_run_ref_keys(
+            &store,
+            &var.pipeline.path,
+            &var.pipeline.lock_path(),
+            keys,
+            info,
+        )?;
+        let mut report = RunReport {
+            pipeline: var.pipeline.name.clone(),
+            stages,
+            seconds: all.seconds,
+            reports: Vec::new(),
+            run_id: Some(id),
+            overrides: var.overrides.clone(),
+            wrote_lock: false,
+        };
+        match crate::report::run::write_facts(&var.pipeline, &report, &store) {
+            Ok(pages) => report.reports = pages,
+            Err(e) => tracing::warn!("could not write the run's facts beside the report: {e:#}"),
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
 /// A run against a store this process cannot write (a read-only mount, a teammate's
 /// store): fine when everything selected is fresh, which then only refreshes the lock
 /// file; otherwise a clear error naming what would have to run.
@@ -484,10 +598,9 @@ fn selection(pipeline: &Pipeline, opts: &RunOptions) -> BTreeSet<usize> {
     if opts.targets.is_empty() {
         (0..pipeline.stages.len()).collect()
     } else {
-        let idx: Vec<usize> = opts
-            .targets
-            .iter()
-            .filter_map(|t| pipeline.stage_index(t))
+        // By name, every stage of that name: a sweep's merged graph has one per variant.
+        let idx: Vec<usize> = (0..pipeline.stages.len())
+            .filter(|&i| opts.targets.contains(&pipeline.stages[i].name))
             .collect();
         pipeline.dag.ancestors(&idx)
     }
@@ -760,13 +873,23 @@ async fn schedule(
         failed: count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. })),
         wrote_lock: opts.write_lock,
     };
-    let run_id = write_run_ref(&store, &pipeline.path, &lock_path, &lock, info)?;
+    let run_id = if opts.record_run {
+        Some(write_run_ref(
+            &store,
+            &pipeline.path,
+            &lock_path,
+            &lock,
+            info,
+        )?)
+    } else {
+        None
+    };
     Ok(RunReport {
         pipeline: pipeline.name.clone(),
         stages: state.reports,
         seconds,
         reports: Vec::new(),
-        run_id: Some(run_id),
+        run_id,
         overrides: opts.overrides.clone(),
         wrote_lock: opts.write_lock,
     })

@@ -155,6 +155,17 @@ fn a_sweep_shares_the_text_half_and_runs_diff_compares() {
     for stage in ["captioner", "predict", "evaluate", "report"] {
         assert_eq!(counts[stage], 3, "{stage}: {counts:?}");
     }
+    // The merged sweep computed what each variant alone computes: rerun alone, all fresh.
+    let alone: serde_json::Value =
+        serde_json::from_str(&p.ok(&["run", SMOKE, "--json", "--set", "captioner.lr=5e-2"]))
+            .unwrap();
+    let states: Vec<&str> = alone["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["outcome"]["state"].as_str().unwrap())
+        .collect();
+    assert!(states.iter().all(|s| *s == "fresh"), "{states:?}");
     // The sweep ends with its table, the three variants in order.
     let table = out.trim_end().split("\n\n").last().unwrap();
     let lines: Vec<&str> = table.lines().collect();
@@ -178,8 +189,8 @@ fn a_sweep_shares_the_text_half_and_runs_diff_compares() {
         "verb_match@1",
     ]))
     .unwrap();
-    let runs = runs.as_array().unwrap();
-    assert_eq!(runs.len(), 3);
+    let runs: Vec<&serde_json::Value> = runs.as_array().unwrap().iter().skip(1).collect();
+    assert_eq!(runs.len(), 3, "the sweep's three, behind the lone rerun");
     let lrs: Vec<&str> = runs
         .iter()
         .map(|r| r["overrides"][0].as_str().unwrap())
@@ -195,7 +206,7 @@ fn a_sweep_shares_the_text_half_and_runs_diff_compares() {
     // The first variant ran everything; the others only what the learning rate reaches.
     let ran: Vec<u64> = runs.iter().map(|r| r["ran"].as_u64().unwrap()).collect();
     assert_eq!(ran, [4, 4, 23]);
-    for r in runs {
+    for r in &runs {
         assert!(r["metrics"]["captioner.final_loss"].is_number(), "{r}");
         assert!(r["metrics"]["evaluate.verb_match@1"].is_number(), "{r}");
         assert!(
@@ -210,6 +221,23 @@ fn a_sweep_shares_the_text_half_and_runs_diff_compares() {
     assert!(
         losses[0] != losses[2],
         "different learning rates, different losses"
+    );
+    let page = p.path("runs.html");
+    p.ok(&["runs", SMOKE, "-n", "4", "--html", page.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    for name in [
+        "lr.1",
+        "lr.2",
+        "lr.3",
+        "evaluate verb_match @1",
+        "captioner.lr=5e-2",
+    ] {
+        assert!(html.contains(name), "{name} not on the runs page");
+    }
+    assert_eq!(
+        html.matches("index.html\">open</a>").count(),
+        4,
+        "a report link per run"
     );
     let listed = p.ok(&["runs"]);
     assert!(

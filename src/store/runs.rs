@@ -56,14 +56,26 @@ pub fn write_run_ref(
     lock: &LockFile,
     info: RunInfo,
 ) -> anyhow::Result<String> {
+    let stages = lock
+        .stages
+        .iter()
+        .map(|(n, s)| (n.clone(), s.key))
+        .collect();
+    write_run_ref_keys(store, pipeline, lock_path, stages, info)
+}
+
+/// [`write_run_ref`] from the stage keys themselves (a sweep's variants have no lock).
+pub fn write_run_ref_keys(
+    store: &Store,
+    pipeline: &Path,
+    lock_path: &Path,
+    stages: BTreeMap<String, Digest>,
+    info: RunInfo,
+) -> anyhow::Result<String> {
     let r = RunRef {
         pipeline: std::path::absolute(pipeline)?,
         lock: std::path::absolute(lock_path)?,
-        stages: lock
-            .stages
-            .iter()
-            .map(|(n, s)| (n.clone(), s.key))
-            .collect(),
+        stages,
         info,
     };
     let bytes = serde_json::to_vec_pretty(&r)?;
