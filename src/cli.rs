@@ -101,6 +101,16 @@ enum Cmd {
         /// leaves the committed lock as the file describes it).
         #[arg(long)]
         write_lock: bool,
+        /// On Ctrl-C, leave submitted Slurm jobs running (a later `hhi run` attaches to
+        /// them) instead of cancelling them.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Run one stage from a job file written by `hhi run` (what a Slurm job executes).
+    #[command(hide = true)]
+    ExecStage {
+        /// The job file (the store's slurm/<key>.json).
+        job: PathBuf,
     },
     /// Say what `run` would do, per stage: fresh, or run with every reason.
     ///
@@ -318,6 +328,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             sweep,
             name,
             write_lock,
+            detach,
         } => {
             let variants = crate::overrides::variants(&set, sweep.as_deref())?;
             if variants.len() > 1 && write_lock {
@@ -354,6 +365,14 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             opts.progress = !quiet && !json && std::io::stderr().is_terminal();
             if let Some(j) = jobs {
                 opts.jobs = j;
+            }
+            if loaded.iter().any(|v| {
+                v.pipeline
+                    .stages
+                    .iter()
+                    .any(|s| s.executor != crate::slurm::Executor::Local)
+            }) {
+                crate::slurm::install_interrupt_handler(detach);
             }
             let reports = if loaded.len() == 1 {
                 vec![crate::scheduler::run(
@@ -401,6 +420,11 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Cmd::ExecStage { job } => {
+            let rec = crate::slurm::exec_stage(&store, registry, &job)?;
+            outln(format_args!("{} {}", rec.stage, rec.key))?;
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Runs {
             pipeline,
@@ -472,7 +496,15 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                         .map(|r| r.to_string())
                         .collect::<Vec<_>>()
                         .join("; ");
-                    outln(format_args!("{:<6} {:width$}  {reasons}", s.state, s.name))?;
+                    let reasons = match &s.ran_as {
+                        Some(r) if reasons.is_empty() => format!("(ran as {r})"),
+                        _ => reasons,
+                    };
+                    outln(
+                        format_args!("{:<6} {:width$}  {reasons}", s.state, s.name)
+                            .to_string()
+                            .trim_end(),
+                    )?;
                 }
             }
             if store.exists() {

@@ -25,6 +25,7 @@ pub mod registry;
 pub mod report;
 pub mod scheduler;
 pub mod show;
+pub mod slurm;
 pub mod stages;
 pub mod store;
 pub mod sweep;

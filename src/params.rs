@@ -37,7 +37,7 @@ impl ParamType {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     Int(i64),
     Float(f64),
@@ -161,7 +161,7 @@ impl ParamSpec {
 }
 
 /// A stage's parameters after validation: every declared parameter present, defaults filled.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Params(pub BTreeMap<String, Value>);
 
 impl Params {

@@ -6,6 +6,7 @@ use crate::diag::{Diagnostic, Diagnostics, suggest, suggest_name};
 use crate::graph::Dag;
 use crate::params::{ParamSpec, ParamType, Params, Value};
 use crate::registry::{PortSpec, Registry, Signature, StageKind};
+use crate::slurm::SlurmSpec;
 use crate::types::ArtifactType;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -16,7 +17,7 @@ use toml::de::{DeTable, DeValue};
 
 pub const BACKENDS: &[&str] = &["auto", "cpu", "ndarray", "wgpu", "cuda"];
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum InputSource {
     /// Output `port` of stage `stage`.
     Edge { stage: String, port: String },
@@ -34,7 +35,7 @@ impl InputSource {
     }
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Input {
     pub source: InputSource,
     pub ty: ArtifactType,
@@ -49,6 +50,8 @@ pub struct Stage {
     pub inputs: BTreeMap<String, Input>,
     pub signature: Signature,
     pub seed: u64,
+    /// Where it runs: in this process, or as a Slurm job. Not part of its cache key.
+    pub executor: crate::slurm::Executor,
 }
 
 impl Stage {
@@ -282,7 +285,19 @@ struct Parsed {
     params: Params,
     inputs: BTreeMap<String, (Input, Range<usize>)>,
     signature: Signature,
+    /// The stage's own `executor` and `slurm`, laid over the pipeline's.
+    executor: Option<String>,
+    slurm: SlurmSpec,
 }
+
+/// `[pipeline]`'s defaults for every stage's executor.
+#[derive(Default)]
+struct ExecDefaults {
+    executor: Option<String>,
+    slurm: SlurmSpec,
+}
+
+const EXECUTORS: [&str; 2] = ["local", "slurm"];
 
 impl<'a> Loader<'a> {
     fn err(&mut self, span: Range<usize>, msg: impl Into<String>) -> &mut Diagnostic {
@@ -324,11 +339,14 @@ impl<'a> Loader<'a> {
             .to_string();
         let mut seed = 0u64;
         let mut backend = "auto".to_string();
+        let mut exec = ExecDefaults::default();
         let mut stages_table = None;
 
         for (k, v) in root.iter() {
             match k.get_ref().as_ref() {
-                "pipeline" => self.pipeline_header(v, &mut name, &mut seed, &mut backend),
+                "pipeline" => {
+                    self.pipeline_header(v, &mut name, &mut seed, &mut backend, &mut exec)
+                }
                 "stages" => stages_table = Some(v),
                 other => {
                     let other = other.to_string();
@@ -413,6 +431,10 @@ impl<'a> Loader<'a> {
             .into_iter()
             .map(|p| Stage {
                 seed: stage_seed(seed, &p.name),
+                executor: match p.executor.as_deref().or(exec.executor.as_deref()) {
+                    Some("slurm") => crate::slurm::Executor::Slurm(exec.slurm.merged(&p.slurm)),
+                    _ => crate::slurm::Executor::Local,
+                },
                 name: p.name,
                 kind: p.kind,
                 params: p.params,
@@ -438,6 +460,7 @@ impl<'a> Loader<'a> {
         name: &mut String,
         seed: &mut u64,
         backend: &mut String,
+        exec: &mut ExecDefaults,
     ) {
         let DeValue::Table(t) = v.get_ref() else {
             self.err(v.span(), "`pipeline` must be a table");
@@ -445,6 +468,8 @@ impl<'a> Loader<'a> {
         };
         for (k, v) in t.iter() {
             match (k.get_ref().as_ref(), v.get_ref()) {
+                ("executor", _) => exec.executor = self.executor_value(v),
+                ("slurm", _) => exec.slurm = self.slurm_spec(v),
                 ("name", DeValue::String(s)) => *name = s.to_string(),
                 ("seed", DeValue::Integer(i)) => match u64::from_str_radix(i.as_str(), i.radix()) {
                     Ok(s) => *seed = s,
@@ -485,9 +510,11 @@ impl<'a> Loader<'a> {
                 }
                 (other, _) => {
                     let other = other.to_string();
-                    let hint = suggest_name(&other, ["name", "seed", "backend"], || {
-                        "[pipeline] takes name, seed and backend".into()
-                    });
+                    let hint = suggest_name(
+                        &other,
+                        ["name", "seed", "backend", "executor", "slurm"],
+                        || "[pipeline] takes name, seed, backend, executor and slurm".into(),
+                    );
                     self.hint(
                         k.span(),
                         format!("unknown key `{other}` in [pipeline]"),
@@ -525,8 +552,14 @@ impl<'a> Loader<'a> {
         let mut body = StageBody::default();
         let mut entries: Vec<_> = t.iter().filter(|(k, _)| k.get_ref() != "kind").collect();
         entries.sort_by_key(|(k, _)| k.span().start);
+        let (mut executor, mut slurm) = (None, SlurmSpec::default());
         for (key, val) in entries {
-            self.stage_entry(&name, &kind, &mut body, key, val, dir);
+            // Where a stage runs is not a parameter of its kind, and not part of its key.
+            match key.get_ref().as_ref() {
+                "executor" => executor = self.executor_value(val),
+                "slurm" => slurm = self.slurm_spec(val),
+                _ => self.stage_entry(&name, &kind, &mut body, key, val, dir),
+            }
         }
         self.fill_defaults(&name, &span, &kind, &mut body);
 
@@ -546,7 +579,99 @@ impl<'a> Loader<'a> {
             params,
             inputs: body.inputs,
             signature,
+            executor,
+            slurm,
         })
+    }
+
+    /// `executor = "local" | "slurm"`.
+    fn executor_value(&mut self, v: &Spanned<DeValue>) -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) if EXECUTORS.contains(&s.as_ref()) => Some(s.to_string()),
+            _ => {
+                self.hint(
+                    v.span(),
+                    "unknown executor",
+                    "expected \"local\" (this machine) or \"slurm\" (each stage a Slurm job)",
+                );
+                None
+            }
+        }
+    }
+
+    /// `slurm = { partition = "gpu", gpus = 1, cpus = 8, mem = "64G", time = "12:00:00",
+    /// account = "…", extra = ["--qos=high"] }`.
+    fn slurm_spec(&mut self, v: &Spanned<DeValue>) -> SlurmSpec {
+        let mut spec = SlurmSpec::default();
+        let DeValue::Table(t) = v.get_ref() else {
+            self.hint(
+                v.span(),
+                format!("`slurm` must be a table, found {}", type_name(v.get_ref())),
+                "e.g. slurm = { partition = \"gpu\", gpus = 1, time = \"12:00:00\" }",
+            );
+            return spec;
+        };
+        for (k, val) in t.iter() {
+            let key = k.get_ref().as_ref();
+            match (key, val.get_ref()) {
+                ("partition" | "mem" | "time" | "account", DeValue::String(s)) => {
+                    let s = Some(s.to_string());
+                    match key {
+                        "partition" => spec.partition = s,
+                        "mem" => spec.mem = s,
+                        "time" => spec.time = s,
+                        _ => spec.account = s,
+                    }
+                }
+                ("gpus" | "cpus", DeValue::Integer(i)) => {
+                    match u32::from_str_radix(i.as_str(), i.radix()) {
+                        Ok(n) if key == "gpus" => spec.gpus = Some(n),
+                        Ok(n) if n > 0 => spec.cpus = Some(n),
+                        _ => {
+                            self.err(val.span(), format!("`{key}` must be a count (cpus ≥ 1)"));
+                        }
+                    }
+                }
+                ("extra", DeValue::Array(items)) => {
+                    for it in items {
+                        match it.get_ref() {
+                            DeValue::String(s) => spec.extra.push(s.to_string()),
+                            other => {
+                                self.err(
+                                    it.span(),
+                                    format!(
+                                        "`extra` lists sbatch flags as strings, found {}",
+                                        type_name(other)
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+                (
+                    k2 @ ("partition" | "mem" | "time" | "account" | "gpus" | "cpus" | "extra"),
+                    other,
+                ) => {
+                    let want = match k2 {
+                        "gpus" | "cpus" => "an integer",
+                        "extra" => "an array of strings",
+                        _ => "a string",
+                    };
+                    self.err(
+                        val.span(),
+                        format!("`slurm.{k2}` must be {want}, found {}", type_name(other)),
+                    );
+                }
+                (other, _) => {
+                    let other = other.to_string();
+                    let hint = suggest_name(&other, crate::slurm::SPEC_KEYS, || {
+                        format!("slurm takes: {}", crate::slurm::SPEC_KEYS.join(", "))
+                    });
+                    self.hint(k.span(), format!("unknown key `{other}` in slurm"), hint);
+                }
+            }
+        }
+        spec
     }
 
     /// The stage's `kind`, looked up in the registry.

@@ -370,6 +370,9 @@ pub struct PlannedStage {
     pub state: PlanState,
     pub key: Option<Digest>,
     pub reasons: Vec<Reason>,
+    /// For a fresh stage that ran as a Slurm job: where (job id, node, elapsed, state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ran_as: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -452,10 +455,19 @@ pub fn plan(store: &Store, pipeline: &Pipeline, forced: &[String]) -> anyhow::Re
     let mut stages = Vec::new();
     for &i in &pipeline.order {
         let st = &pipeline.stages[i];
+        let mut ran_as = None;
         let (state, key, reasons) = match planner.judge(store, st, &known, false)? {
             Verdict::Waiting(pending) => (PlanState::Run, None, pending),
             Verdict::Decided(Decision::Fresh(rec)) => {
                 known.insert(st.name.clone(), rec.outputs.clone());
+                ran_as = rec.slurm.as_ref().map(|j| {
+                    format!(
+                        "slurm job {} on {}, {}, COMPLETED",
+                        j.job_id,
+                        j.node,
+                        crate::scheduler::fmt_secs(rec.duration_s)
+                    )
+                });
                 (PlanState::Fresh, Some(rec.key), vec![])
             }
             Verdict::Decided(Decision::Run { resolved, reasons }) => {
@@ -468,6 +480,7 @@ pub fn plan(store: &Store, pipeline: &Pipeline, forced: &[String]) -> anyhow::Re
             state,
             key,
             reasons,
+            ran_as,
         });
     }
     Ok(Plan {

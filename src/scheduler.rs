@@ -301,6 +301,7 @@ pub fn execute(store: &Store, job: Job, progress: Progress) -> anyhow::Result<Re
         duration_s: duration,
         peak_rss_bytes: ctx.peak_rss_bytes.or_else(process_peak_rss),
         figures: ctx.figures.clone(),
+        slurm: crate::slurm::current_job(),
     };
     store.write_record(&rec)?;
     let _ = fsutil::remove_all(&work);
@@ -941,7 +942,10 @@ fn settle(
         backend,
         resolved: resolved.clone(),
     };
-    let result = execute(store, job, progress.clone());
+    let result = match job.stage.executor.clone() {
+        crate::slurm::Executor::Local => execute(store, job, progress.clone()),
+        crate::slurm::Executor::Slurm(spec) => crate::slurm::run_job(store, job, &spec, &progress),
+    };
     progress.finish();
     Settled {
         stage: i,

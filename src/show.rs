@@ -127,6 +127,14 @@ pub fn render_record(r: &Record) -> String {
     if let Some(m) = r.peak_rss_bytes {
         s.push_str(&format!("peak mem  {}\n", crate::audit::human_bytes(m)));
     }
+    if let Some(j) = &r.slurm {
+        s.push_str(&format!(
+            "slurm     job {} on {}, {} elapsed, COMPLETED\n",
+            j.job_id,
+            if j.node.is_empty() { "?" } else { &j.node },
+            crate::scheduler::fmt_secs(r.duration_s)
+        ));
+    }
     s.push_str("params\n");
     for (k, v) in &r.params {
         s.push_str(&format!("  {k} = {v}\n"));

@@ -42,6 +42,8 @@ pub enum ObjectStatus {
 pub struct Store {
     root: PathBuf,
     pub stat: StatCache,
+    /// Where stages stage their outputs, when not `tmp/` (see [`Store::with_staging`]).
+    staging: Option<PathBuf>,
 }
 
 fn split(d: &Digest) -> (String, String) {
@@ -57,7 +59,16 @@ impl Store {
         Store {
             stat: StatCache::open(root.join("statcache.json")),
             root,
+            staging: None,
         }
+    }
+
+    /// The store with outputs staged under `dir` instead of `tmp/`: a Slurm job's staging
+    /// must survive the `tmp/` cleaning that a later `hhi run` does on start while the job
+    /// is still running (detached). `dir` must be on the store's filesystem.
+    pub fn with_staging(mut self, dir: PathBuf) -> Store {
+        self.staging = Some(dir);
+        self
     }
 
     /// The store named by `--store`, else `HHI_STORE`, else `artifacts/` here.
@@ -203,7 +214,9 @@ impl Store {
 
     /// A fresh staging path under `tmp/` (not created).
     pub fn staging_path(&self, label: &str) -> PathBuf {
-        self.tmp_dir()
+        self.staging
+            .clone()
+            .unwrap_or_else(|| self.tmp_dir())
             .join(format!("{label}-{}", fsutil::unique_suffix()))
     }
 

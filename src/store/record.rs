@@ -50,4 +50,7 @@ pub struct Record {
     pub duration_s: f64,
     pub peak_rss_bytes: Option<u64>,
     pub figures: Figures,
+    /// The Slurm job the stage ran as (`executor = "slurm"`); absent for local stages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::slurm::SlurmRun>,
 }
