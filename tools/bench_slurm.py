@@ -46,9 +46,13 @@ def snakefile(n):
     return "\n".join(s)
 
 
-def timed(cmd, cwd, env=None):
+def timed(cmd, cwd, env=None, timeout=600):
     t = time.perf_counter()
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    try:
+        r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        sys.stderr.write(f"{' '.join(cmd)}: no result after {timeout}s\n")
+        return None
     dt = time.perf_counter() - t
     if r.returncode != 0:
         sys.stderr.write(f"{' '.join(cmd)} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}\n")
@@ -64,7 +68,8 @@ def main():
     a = ap.parse_args()
     hhi = os.path.abspath(a.hhi)
     n = a.stages
-    out = {"stages": n, "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": ")}
+    cpu = open("/proc/cpuinfo").read().split("model name", 1)[1].split("\n", 1)[0]
+    out = {"stages": n, "cpu": cpu.split(":", 1)[1].strip(), "cores": os.cpu_count()}
     for executor in ["local", "slurm"]:
         d = tempfile.mkdtemp()
         open(os.path.join(d, "p.toml"), "w").write(hhi_pipeline(n, executor))
@@ -78,7 +83,7 @@ def main():
             if executor == "slurm":
                 cmd = [a.snakemake, "--executor", "slurm", "--jobs", str(n), "--quiet",
                        "--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=100"]
-            out[f"snakemake_{executor}_s"] = timed(cmd, d)
+            out[f"snakemake_{executor}_s"] = timed(cmd, d, timeout=300)
             shutil.rmtree(d)
     else:
         out["snakemake"] = "not installed (pip install snakemake snakemake-executor-plugin-slurm)"
