@@ -70,7 +70,8 @@ enum Cmd {
         /// Rerun this stage even if it is fresh (repeatable).
         #[arg(long, value_name = "STAGE")]
         force: Vec<String>,
-        /// Stages to run at once, at least 1 [default: number of cores].
+        /// Stages to run at once, at least 1 [default: number of cores]; Slurm stages are
+        /// submitted all at once unless --jobs is given, which then counts them too.
         #[arg(long, short, value_parser = parse_jobs)]
         jobs: Option<usize>,
         /// Override the pipeline's backend (not part of any cache key).
@@ -365,6 +366,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             opts.progress = !quiet && !json && std::io::stderr().is_terminal();
             if let Some(j) = jobs {
                 opts.jobs = j;
+                opts.limit_slurm_jobs = true;
             }
             if loaded.iter().any(|v| {
                 v.pipeline

@@ -43,6 +43,21 @@ pub struct RunOptions {
     /// Write a run ref (`hhi runs`); off for the merged graph of a sweep, whose variants
     /// are recorded one by one.
     pub record_run: bool,
+    /// Count Slurm jobs against `jobs` too (the user gave `--jobs`). Otherwise every ready
+    /// Slurm stage is submitted at once: the cluster schedules them, not this machine's
+    /// core count.
+    pub limit_slurm_jobs: bool,
+}
+
+/// Threads for the blocking pool: `jobs` local stages, plus one waiting on each Slurm
+/// stage (a wait is a thread polling `squeue`, asleep between polls).
+fn blocking_threads(pipeline: &Pipeline, opts: &RunOptions) -> usize {
+    let slurm = pipeline
+        .stages
+        .iter()
+        .filter(|s| s.executor != crate::slurm::Executor::Local)
+        .count();
+    opts.jobs.max(1) + slurm
 }
 
 impl Default for RunOptions {
@@ -59,6 +74,7 @@ impl Default for RunOptions {
             name: None,
             write_lock: true,
             record_run: true,
+            limit_slurm_jobs: false,
         }
     }
 }
@@ -390,7 +406,7 @@ pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow:
         .with_context(|| format!("creating the store {}", store.root().display()))?;
     store.clean_tmp()?;
     let rt = tokio::runtime::Builder::new_current_thread()
-        .max_blocking_threads(opts.jobs.max(1))
+        .max_blocking_threads(blocking_threads(pipeline, opts))
         .build()
         .context("starting the scheduler")?;
     let mut report = rt.block_on(schedule(pipeline, store.clone(), opts))?;
@@ -446,7 +462,7 @@ pub fn run_sweep(
     store.clean_tmp()?;
     let started = SystemTime::now();
     let rt = tokio::runtime::Builder::new_current_thread()
-        .max_blocking_threads(opts.jobs.max(1))
+        .max_blocking_threads(blocking_threads(&merged.pipeline, opts))
         .build()
         .context("starting the scheduler")?;
     let all = rt.block_on(schedule(&merged.pipeline, store.clone(), &mopts))?;
@@ -819,12 +835,19 @@ async fn schedule(
     overall.set_prefix(pipeline.name.clone());
     let mut state = RunState::new(pipeline, selected);
     let mut running = tokio::task::JoinSet::new();
+    let unlimited = |i: usize| {
+        !opts.limit_slurm_jobs && pipeline.stages[i].executor != crate::slurm::Executor::Local
+    };
+    let mut counted = 0usize;
 
     loop {
         overall.inc(state.skip_blocked(pipeline) as u64);
         for i in state.ready(pipeline) {
-            if running.len() >= jobs {
-                break;
+            if !unlimited(i) {
+                if counted >= jobs {
+                    continue;
+                }
+                counted += 1;
             }
             state.dispatch(i);
             let known = state.known_for(pipeline, i);
@@ -850,6 +873,9 @@ async fn schedule(
             break;
         };
         let settled = joined.context("a stage's thread was lost")?;
+        if !unlimited(settled.stage) {
+            counted -= 1;
+        }
         overall.inc(1);
         state.decide(settled.stage, &settled.verdict);
         if let Some((result, seconds)) = settled.ran {

@@ -291,3 +291,33 @@ slurm = { time = "0:01:00" }
         "{err}"
     );
 }
+
+#[test]
+fn independent_stages_are_all_submitted_at_once_unless_jobs_is_given() {
+    if !cluster_up() {
+        return;
+    }
+    let p = Project::new();
+    let mut toml = String::from("[pipeline]\nexecutor = \"slurm\"\n");
+    for i in 0..4 {
+        toml.push_str(&format!(
+            "\n[stages.fan{i}]\nkind = \"command\"\noutputs = [\"o\"]\nrun = \"sleep 6; echo {i} > $HHI_OUT_o\"\n"
+        ));
+    }
+    p.write("p.toml", &toml);
+    // More stages than this machine's cores (and than the cluster's CPUs): all four are
+    // queued with Slurm at once, which runs what fits.
+    let child = p.cmd(&["run", "p.toml", "-q"]).spawn().unwrap();
+    wait_for("four queued jobs", Duration::from_secs(30), || {
+        let out = Command::new("squeue")
+            .args(["-h", "-o", "%j"])
+            .output()
+            .unwrap();
+        (0..4).all(|i| {
+            text(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == format!("hhi-fan{i}"))
+        })
+    });
+    assert!(child.wait_with_output().unwrap().status.success());
+}
