@@ -3,6 +3,7 @@
 //! `transformers`.
 
 pub mod bart;
+pub mod bleurt;
 pub mod captioner;
 pub mod clip;
 pub mod generate;

@@ -45,6 +45,16 @@ fn to_f32(dtype: Dtype, bytes: &[u8], name: &str) -> anyhow::Result<Vec<f32>> {
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
             .collect(),
+        // Integer buffers (BERT's `position_ids`, `token_type_ids`) ride along in some
+        // checkpoints; models ignore them by name, but they must not stop the load.
+        Dtype::I64 => bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        Dtype::I32 => bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
         other => bail!("tensor `{name}` has dtype {other:?}; only float tensors can be loaded"),
     })
 }

@@ -78,7 +78,7 @@ impl StageKind for Evaluate {
             PortSpec::new(
                 "bleurt",
                 ArtifactType::Any,
-                "a BLEURT-20 checkpoint folder (not scored yet: see the BLEURT-20 issue)",
+                "a BLEURT-20 checkpoint folder (bleurt-pytorch's layout + tokenizer.json: tools/convert_bleurt.py), for BLEURT",
             )
             .optional(),
         ]
@@ -98,25 +98,41 @@ impl StageKind for Evaluate {
         ]
     }
     fn run(&self, ctx: &mut StageContext) -> anyhow::Result<()> {
-        if optional_input(ctx, "bleurt").is_some() {
-            bail!(
-                "BLEURT scoring is not built yet (issue \"BLEURT-20\"); remove `bleurt` from the evaluate stage to score the other metrics"
-            );
+        let nli_dir = optional_input(ctx, "nli");
+        let bleurt_dir = optional_input(ctx, "bleurt");
+        if nli_dir.is_none() && bleurt_dir.is_none() {
+            return run(ctx, None, None);
         }
-        if let Some(dir) = optional_input(ctx, "nli") {
-            let kind = backend(ctx)?;
-            crate::with_backend!(kind, B, _AD => {
-                let nli = Nli::<B>::load(&dir)?;
-                run(ctx, &|pairs| nli.scores(pairs))
-            })
-        } else {
-            run(ctx, &|_| unreachable!("no NLI model"))
-        }
+        let kind = backend(ctx)?;
+        crate::with_backend!(kind, B, _AD => {
+            let nli = nli_dir.map(|d| Nli::<B>::load(&d)).transpose()?;
+            let bleurt = bleurt_dir
+                .map(|d| crate::models::bleurt::Scorer::<B>::load(&d, &Default::default()))
+                .transpose()?;
+            let nli_fn = |pairs: &[(&str, &str)]| match &nli {
+                Some(m) => m.scores(pairs),
+                None => Ok(Vec::new()),
+            };
+            let bleurt_fn = |pairs: &[(&str, &str)]| match &bleurt {
+                Some(m) => m.scores(pairs, BLEURT_BATCH),
+                None => Ok(Vec::new()),
+            };
+            run(
+                ctx,
+                nli.as_ref().map(|_| &nli_fn as &NliFn),
+                bleurt.as_ref().map(|_| &bleurt_fn as &BleurtFn),
+            )
+        })
     }
 }
 
+/// Pairs per BLEURT forward pass (an item's beams fit in one).
+const BLEURT_BATCH: usize = 32;
+
 type NliFn<'a> =
     dyn Fn(&[(&str, &str)]) -> anyhow::Result<Vec<crate::models::bart::NliScores>> + 'a;
+/// BLEURT scores of (reference, candidate) pairs.
+type BleurtFn<'a> = dyn Fn(&[(&str, &str)]) -> anyhow::Result<Vec<f32>> + 'a;
 
 #[derive(Serialize)]
 struct ItemOut<'a> {
@@ -142,6 +158,7 @@ fn score_item(
     beams: &[&str],
     vectors: Option<&WordVectors>,
     nli: Option<&NliFn>,
+    bleurt: Option<&BleurtFn>,
 ) -> anyhow::Result<Vec<BeamScores>> {
     let label = eval::reference(&item.label);
     let mut out: Vec<BeamScores> = beams
@@ -153,6 +170,18 @@ fn score_item(
         for (s, p) in out.iter_mut().zip(nli(&pairs)?) {
             s.nli_pe = Some(p.entailment as f64);
             s.nli_pc = Some(p.contradiction as f64);
+        }
+    }
+    if let Some(bleurt) = bleurt {
+        // The paper reads `_` as `person` on both sides.
+        let reference = eval::person_form(&label);
+        let cands: Vec<String> = beams.iter().map(|b| eval::person_form(b)).collect();
+        let pairs: Vec<(&str, &str)> = cands
+            .iter()
+            .map(|c| (reference.as_str(), c.as_str()))
+            .collect();
+        for (s, v) in out.iter_mut().zip(bleurt(&pairs)?) {
+            s.bleurt = Some(v as f64);
         }
     }
     Ok(out)
@@ -177,7 +206,11 @@ fn read_vectors(path: &Path) -> anyhow::Result<WordVectors> {
     WordVectors::read(path)
 }
 
-fn run(ctx: &mut StageContext, nli_fn: &NliFn) -> anyhow::Result<()> {
+fn run(
+    ctx: &mut StageContext,
+    nli: Option<&NliFn>,
+    bleurt: Option<&BleurtFn>,
+) -> anyhow::Result<()> {
     let table_dir = ctx.input("testset")?.to_path_buf();
     let test: Vec<TableItem> = read_jsonl(&table_dir.join("items.jsonl"))?;
     if test.is_empty() {
@@ -192,7 +225,6 @@ fn run(ctx: &mut StageContext, nli_fn: &NliFn) -> anyhow::Result<()> {
     let vectors = optional_input(ctx, "glove")
         .map(|p| read_vectors(&p))
         .transpose()?;
-    let nli: Option<&NliFn> = optional_input(ctx, "nli").map(|_| nli_fn);
     let n_base = ctx.params.int("baseline_beams") as usize;
 
     ctx.progress().start(test.len() as u64, "items");
@@ -200,7 +232,7 @@ fn run(ctx: &mut StageContext, nli_fn: &NliFn) -> anyhow::Result<()> {
     let mut per_item = Vec::with_capacity(test.len());
     for (item, rec) in test.iter().zip(&matched.records) {
         let texts: Vec<&str> = rec.beams.iter().map(|b| b.text.as_str()).collect();
-        let scores = score_item(item, &texts, vectors.as_ref(), nli)?;
+        let scores = score_item(item, &texts, vectors.as_ref(), nli, bleurt)?;
         model_items.push(ItemScores {
             source: item.source.clone(),
             id: item.id.clone(),
@@ -238,7 +270,7 @@ fn run(ctx: &mut StageContext, nli_fn: &NliFn) -> anyhow::Result<()> {
             items.push(ItemScores {
                 source: item.source.clone(),
                 id: item.id.clone(),
-                beams: score_item(item, &refs, vectors.as_ref(), nli)?,
+                beams: score_item(item, &refs, vectors.as_ref(), nli, bleurt)?,
             });
         }
         Ok(eval::aggregate(&items, &PAPER_KS))
@@ -374,6 +406,69 @@ mod tests {
         let items = std::fs::read_to_string(&out["items"]).unwrap();
         assert_eq!(items.lines().count(), 3);
         assert!(items.contains("\"verb_sim\":0.6"), "{items}");
+    }
+
+    /// With `bleurt` (the tiny parity checkpoint of tests/bleurt.rs), every beam gets the
+    /// score the model gives (label, prediction) with `_` read as `person`, and the tables
+    /// gain `bleurt` @1/@5/@8 for the model and the baselines.
+    #[test]
+    fn bleurt_scores_every_beam_and_joins_the_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let preds = write(
+            d,
+            "preds.jsonl",
+            "{\"source\":\"ww\",\"id\":\"1\",\"beams\":[{\"text\":\"_ hugging _\"},{\"text\":\"_ shaking hands with _\"}]}\n\
+             {\"source\":\"ww\",\"id\":\"2\",\"beams\":[{\"text\":\"_ hugging _\"}]}\n\
+             {\"source\":\"cc\",\"id\":\"3\",\"beams\":[{\"text\":\"_ kissing _\"}]}\n",
+        );
+        let ckpt = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bleurt");
+        let (r, fig, out) = run_kind(
+            &Evaluate,
+            d,
+            &[],
+            &[
+                ("testset", table(d)),
+                ("predictions", preds),
+                ("bleurt", ckpt.clone()),
+            ],
+        );
+        r.unwrap();
+        let scorer =
+            crate::models::bleurt::Scorer::<crate::models::Cpu>::load(&ckpt, &Default::default())
+                .unwrap();
+        let want = scorer
+            .scores(
+                &[
+                    ("person shaking hands with person", "person hugging person"),
+                    (
+                        "person shaking hands with person",
+                        "person shaking hands with person",
+                    ),
+                ],
+                2,
+            )
+            .unwrap();
+        let items = std::fs::read_to_string(&out["items"]).unwrap();
+        let first: serde_json::Value = serde_json::from_str(items.lines().next().unwrap()).unwrap();
+        for (b, w) in first["beams"].as_array().unwrap().iter().zip(&want) {
+            assert!(
+                (b["bleurt"].as_f64().unwrap() - *w as f64).abs() < 1e-6,
+                "{b}"
+            );
+        }
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out["metrics"]).unwrap()).unwrap();
+        for t in ["model", "chance"] {
+            for k in ["@1", "@5", "@8"] {
+                assert!(m[t]["bleurt"][k]["overall"].is_number(), "{t} {k}: {m}");
+            }
+        }
+        // @5 takes the better of item 1's two beams.
+        let ww5 = m["model"]["bleurt"]["@5"]["ww"].as_f64().unwrap();
+        let ww1 = m["model"]["bleurt"]["@1"]["ww"].as_f64().unwrap();
+        assert!(ww5 >= ww1);
+        assert!(fig.contains_key("model.bleurt@1"));
     }
 
     #[test]

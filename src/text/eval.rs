@@ -55,6 +55,15 @@ pub fn reference(label: &str) -> String {
     }
 }
 
+/// A label as BLEURT reads it: each `_` placeholder becomes `person`.
+pub fn person_form(label: &str) -> String {
+    label
+        .split_whitespace()
+        .map(|w| if w == "_" { "person" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn label_match(pred: &str, label: &str) -> bool {
     normalize(pred) == normalize(label)
 }

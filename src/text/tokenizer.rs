@@ -37,6 +37,15 @@ impl Tokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// Token ids without the post-processor's special tokens.
+    pub fn encode_plain(&self, text: &str) -> anyhow::Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| anyhow!("tokenizing {text:?}: {e}"))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
     /// Text for ids, skipping special tokens.
     pub fn decode(&self, ids: &[u32]) -> anyhow::Result<String> {
         self.inner
