@@ -307,7 +307,11 @@ fn independent_stages_are_all_submitted_at_once_unless_jobs_is_given() {
     p.write("p.toml", &toml);
     // More stages than this machine's cores (and than the cluster's CPUs): all four are
     // queued with Slurm at once, which runs what fits.
-    let child = p.cmd(&["run", "p.toml", "-q"]).spawn().unwrap();
+    let child = p
+        .cmd(&["run", "p.toml", "-q"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for("four queued jobs", Duration::from_secs(30), || {
         let out = Command::new("squeue")
             .args(["-h", "-o", "%j"])
