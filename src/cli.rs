@@ -29,6 +29,9 @@ Quick start:
   hhi audit pipelines/example.toml   re-hash every locked artifact
   hhi stages                         the stage kinds and their parameters
   hhi path evaluate.metrics          where an output lies in the store
+  hhi run P.toml --set captioner.lr=1e-5,2e-5   a sweep (P.lock left alone)
+  hhi runs P.toml                    recent runs, their overrides and metrics
+  hhi diff RUN_A RUN_B               parameters, artifacts and metrics that differ
 
 Environment:
   HHI_STORE   the store folder (default: ./artifacts)
