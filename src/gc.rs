@@ -189,6 +189,59 @@ pub fn gc(store: &Store, keep: usize, dry_run: bool, wait: bool) -> anyhow::Resu
             }
         }
     }
+    // A report's run facts (runs/reports/<digest>.js) go with the report.
+    if let Ok(rd) = std::fs::read_dir(store.runs_dir().join("reports")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let kept = name
+                .strip_suffix(".js")
+                .and_then(|h| h.parse::<Digest>().ok())
+                .is_some_and(|d| objects.contains(&d));
+            if !kept {
+                report.bytes_freed += disk_size(&e.path());
+                if !dry_run {
+                    std::fs::remove_file(e.path())?;
+                }
+            }
+        }
+    }
+    // Slurm job files (slurm/<key>.{json,sh,jobid}) follow the stage's log: kept while
+    // the log is (a failed job's files explain it, a live job's `.jobid` lets a later run
+    // attach), removed with it; a job's leftover staging (slurm/tmp/<job id>) only while
+    // that job is live.
+    let jobs = store.root().join("slurm");
+    if let Ok(rd) = std::fs::read_dir(&jobs) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(key) = name
+                .split('.')
+                .next()
+                .and_then(|h| h.parse::<Digest>().ok())
+            else {
+                continue;
+            };
+            let live = jobs.join(format!("{}.jobid", key.hex())).exists();
+            if live || store.log_path(&key).exists() {
+                continue;
+            }
+            report.bytes_freed += disk_size(&e.path());
+            if !dry_run {
+                std::fs::remove_file(e.path())?;
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(jobs.join("tmp")) {
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if crate::slurm::job_state(&id).is_some_and(|s| s.live()) {
+                continue;
+            }
+            report.bytes_freed += disk_size(&e.path());
+            if !dry_run {
+                store.discard(&e.path())?;
+            }
+        }
+    }
     if !dry_run {
         store.stat.prune();
         store.stat.save().ok();

@@ -228,7 +228,8 @@ pub struct JobState {
 }
 
 impl JobState {
-    fn live(&self) -> bool {
+    /// Queued or running: not ended yet.
+    pub fn live(&self) -> bool {
         matches!(
             self.state.as_str(),
             "PENDING"

@@ -190,6 +190,17 @@ fn the_smoke_report_is_a_complete_offline_page() {
     }
     assert_eq!(div["test_labels"]["items"], n_items);
 
+    // gc keeps the facts of a report it keeps, and drops those of reports it no longer has.
+    let facts_dir = p.store().join("runs/reports");
+    let stale = facts_dir.join(format!("{}.js", "0".repeat(64)));
+    std::fs::write(&stale, "window.hhiPipeline = {};").unwrap();
+    p.ok(&["gc"]);
+    assert!(
+        !stale.exists(),
+        "gc left the facts of a report that is gone"
+    );
+    assert_eq!(std::fs::read_dir(&facts_dir).unwrap().count(), 1);
+
     let Some(browser) = chromium() else {
         assert!(
             std::env::var_os("HHI_REQUIRE_BROWSER").is_none(),
