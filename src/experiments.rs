@@ -205,10 +205,7 @@ pub fn render_html(store: &Store, rows: &[RunRow]) -> String {
                     let path = store.object_path(&o.digest);
                     match o.ty {
                         crate::types::ArtifactType::Metrics if rec.kind == "evaluate" => {
-                            if let Some(m) = std::fs::read_to_string(&path)
-                                .ok()
-                                .and_then(|t| serde_json::from_str(&t).ok())
-                            {
+                            if let Ok(m) = crate::report::read_metrics(&path) {
                                 t.insert(stage.clone(), m);
                             }
                         }
@@ -501,29 +498,22 @@ pub fn render_diff(d: &Diff) -> String {
             })
             .unwrap_or_else(|| "(none)".into())
     };
-    out.push_str("\nparameters\n");
-    if d.params.is_empty() {
-        out.push_str("  (the same)\n");
-    }
-    for c in &d.params {
-        out.push_str(&format!(
-            "  {}: {} → {}\n",
-            c.what,
-            short(&c.a),
-            short(&c.b)
-        ));
-    }
-    out.push_str("\nartifacts that differ\n");
-    if d.artifacts.is_empty() {
-        out.push_str("  (none)\n");
-    }
-    for c in &d.artifacts {
-        out.push_str(&format!(
-            "  {}: {} → {}\n",
-            c.what,
-            short(&c.a),
-            short(&c.b)
-        ));
+    for (title, empty, list) in [
+        ("parameters", "(the same)", &d.params),
+        ("artifacts that differ", "(none)", &d.artifacts),
+    ] {
+        out.push_str(&format!("\n{title}\n"));
+        if list.is_empty() {
+            out.push_str(&format!("  {empty}\n"));
+        }
+        for c in list {
+            out.push_str(&format!(
+                "  {}: {} → {}\n",
+                c.what,
+                short(&c.a),
+                short(&c.b)
+            ));
+        }
     }
     out.push_str("\nmetrics (the model's, per evaluate stage)\n");
     if d.metrics.is_empty() {

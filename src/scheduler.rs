@@ -420,6 +420,28 @@ pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow:
     Ok(report)
 }
 
+/// What `hhi runs` lists of a run: when, how long, with which overrides, what ran.
+fn run_info(
+    stages: &[StageReport],
+    started: SystemTime,
+    seconds: f64,
+    name: Option<String>,
+    overrides: &[String],
+    wrote_lock: bool,
+) -> RunInfo {
+    let count = |f: fn(&Outcome) -> bool| stages.iter().filter(|r| f(&r.outcome)).count();
+    RunInfo {
+        started: humantime::format_rfc3339_seconds(started).to_string(),
+        seconds,
+        name,
+        overrides: overrides.to_vec(),
+        ran: count(|o| matches!(o, Outcome::Ran { .. })),
+        fresh: count(|o| matches!(o, Outcome::Fresh)),
+        failed: count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. })),
+        wrote_lock,
+    }
+}
+
 /// One variant of a sweep: the pipeline loaded with its overrides, and its record.
 pub struct Variant {
     pub pipeline: Pipeline,
@@ -889,17 +911,14 @@ async fn schedule(
         store.register_root(&lock_path)?;
     }
     let seconds = clock.elapsed().as_secs_f64();
-    let count = |f: fn(&Outcome) -> bool| state.reports.iter().filter(|r| f(&r.outcome)).count();
-    let info = RunInfo {
-        started: humantime::format_rfc3339_seconds(started).to_string(),
+    let info = run_info(
+        &state.reports,
+        started,
         seconds,
-        name: opts.name.clone(),
-        overrides: opts.overrides.clone(),
-        ran: count(|o| matches!(o, Outcome::Ran { .. })),
-        fresh: count(|o| matches!(o, Outcome::Fresh)),
-        failed: count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. })),
-        wrote_lock: opts.write_lock,
-    };
+        opts.name.clone(),
+        &opts.overrides,
+        opts.write_lock,
+    );
     let run_id = if opts.record_run {
         Some(write_run_ref(
             &store,

@@ -13,10 +13,12 @@ pub mod svg;
 
 use crate::text::diversity::{self, Counts};
 use crate::text::eval;
+use anyhow::Context;
 use html::{count, esc, num, pct};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::Path;
 use svg::{Axes, Bar, PALETTE, Series};
 
 /// metrics.json: table (`model`, `most_frequent`, `chance`) → metric → `@k` → source → value.
@@ -71,6 +73,23 @@ pub struct ReportData {
     pub synthetic: Option<(Vec<String>, Vec<Sample>)>,
     /// Pseudo-labels: all of them, and a sample to show.
     pub pseudo_labels: Option<(Vec<String>, Vec<Sample>)>,
+}
+
+/// Reads evaluate's `metrics.json` (the file, or a folder holding it).
+pub fn read_metrics(path: &Path) -> anyhow::Result<Metrics> {
+    let file = if path.is_dir() {
+        path.join("metrics.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("reading the metrics {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not evaluate's metrics.json (table → metric → @k → source → value)",
+            file.display()
+        )
+    })
 }
 
 pub struct Rendered {
@@ -464,31 +483,30 @@ fn samples_section(out: &mut String, d: &ReportData) {
             r#"No samples: give the stage <code>pairs = "filter.pairs"</code> and <code>labels = "postprocess.labels"</code>."#,
         );
     }
-    match &d.synthetic {
-        Some((all, rows)) => sample_table(
-            out,
-            &format!(
-                "Synthetic caption → interaction pairs ({} of {})",
-                rows.len(),
-                count(all.len())
-            ),
+    let tables = [
+        (
+            &d.synthetic,
+            "Synthetic caption → interaction pairs",
             ["synthetic caption", "interaction", "label"],
-            rows,
+            "No synthetic pairs given (<code>pairs</code>).",
         ),
-        None => absent(out, "No synthetic pairs given (<code>pairs</code>)."),
-    }
-    match &d.pseudo_labels {
-        Some((all, rows)) => sample_table(
-            out,
-            &format!(
-                "Pseudo-labels beside their captions ({} of {})",
-                rows.len(),
-                count(all.len())
-            ),
+        (
+            &d.pseudo_labels,
+            "Pseudo-labels beside their captions",
             ["news caption", "pseudo-label", "weight"],
-            rows,
+            "No pseudo-labels given (<code>labels</code>).",
         ),
-        None => absent(out, "No pseudo-labels given (<code>labels</code>)."),
+    ];
+    for (data, title, head, missing) in tables {
+        match data {
+            Some((all, rows)) => sample_table(
+                out,
+                &format!("{title} ({} of {})", rows.len(), count(all.len())),
+                head,
+                rows,
+            ),
+            None => absent(out, missing),
+        }
     }
 }
 

@@ -221,7 +221,7 @@ pub fn write_facts(
             continue;
         };
         let facts = facts_cache.get_or_insert_with(|| facts(pipeline, report, store));
-        let finished = humantime_now();
+        let finished = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let html = pipeline_html(&pipeline.name, &finished, facts);
         for port in reports {
             let Some(o) = rec.outputs.get(port) else {
@@ -240,10 +240,6 @@ pub fn write_facts(
         }
     }
     Ok(pages)
-}
-
-fn humantime_now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use super::io::{Pair, PseudoLabel, TableItem, optional_input, read_jsonl, write_
 use crate::context::StageContext;
 use crate::params::ParamSpec;
 use crate::registry::{PortSpec, StageKind};
-use crate::report::{Card, Curve, Funnel, Metrics, ReportData, Sample, render};
+use crate::report::{Card, Curve, Funnel, ReportData, Sample, read_metrics, render};
 use crate::store::fsutil::link_or_copy_all;
 use crate::text::eval;
 use crate::types::ArtifactType;
@@ -244,22 +244,6 @@ fn copy_image(table: &Path, image: &str, out: &Path) -> anyhow::Result<Option<St
     link_or_copy_all(&src, &dst)
         .with_context(|| format!("copying the test image {}", src.display()))?;
     Ok(Some(image.to_string()))
-}
-
-fn read_metrics(path: &Path) -> anyhow::Result<Metrics> {
-    let file = if path.is_dir() {
-        path.join("metrics.json")
-    } else {
-        path.to_path_buf()
-    };
-    let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("reading the metrics {}", file.display()))?;
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: not evaluate's metrics.json (table → metric → @k → source → value)",
-            file.display()
-        )
-    })
 }
 
 /// A funnel from any of the method's stats: `filter_pairs` (`input` and `funnel:
