@@ -47,6 +47,87 @@ pub struct Cli {
     command: Cmd,
 }
 
+/// The remote cache options of `run` and `plan`.
+#[derive(clap::Args, Clone, Default)]
+struct RemoteArgs {
+    /// The shared remote cache, s3://bucket/prefix or file:///folder [default:
+    /// $HHI_REMOTE, else the pipeline's `remote`]. Credentials come from the AWS_*
+    /// variables or ~/.aws, never from here.
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
+    /// Use no remote cache, whatever HHI_REMOTE or the pipeline says.
+    #[arg(long, conflicts_with = "remote")]
+    no_remote: bool,
+    /// Fail when the remote cache cannot be used, instead of warning and going on locally.
+    #[arg(long)]
+    remote_required: bool,
+}
+
+impl RemoteArgs {
+    fn choice(&self) -> crate::remote::RemoteChoice {
+        match (&self.remote, self.no_remote) {
+            (_, true) => crate::remote::RemoteChoice::Off,
+            (Some(u), _) => crate::remote::RemoteChoice::Url(u.clone()),
+            (None, _) => crate::remote::RemoteChoice::Default,
+        }
+    }
+}
+
+/// The remote `push`, `pull` and `audit --remote` talk to (one must be configured).
+fn remote_for(
+    pipeline: &Pipeline,
+    store: &Store,
+    url: Option<&str>,
+) -> anyhow::Result<crate::remote::Remote> {
+    let choice = match url {
+        Some(u) if !u.is_empty() => crate::remote::RemoteChoice::Url(u.to_string()),
+        _ => crate::remote::RemoteChoice::Default,
+    };
+    let Some(url) = choice.resolve(pipeline.remote.as_ref())? else {
+        anyhow::bail!(
+            "no remote cache is configured: give --remote URL, set HHI_REMOTE, or add `remote = \"s3://bucket/prefix\"` to [pipeline] in {}",
+            pipeline.path.display()
+        );
+    };
+    crate::remote::config::check_not_the_store(&url, store.root())?;
+    crate::remote::Remote::open(&url, true)
+}
+
+/// `hhi push` (`up`) or `hhi pull`.
+fn sync_command(
+    store: &Store,
+    p: &Pipeline,
+    target: &[String],
+    remote: Option<&str>,
+    json: bool,
+    up: bool,
+) -> anyhow::Result<ExitCode> {
+    let r = remote_for(p, store, remote)?;
+    let what = if up { "hhi push" } else { "hhi pull" };
+    // Under the store lock: a push reads objects that `gc` must not remove meanwhile, and
+    // a pull writes into the store.
+    let _lock = crate::store::lock::StoreLock::acquire(store.root(), true, what)?;
+    let report = if up {
+        crate::remote::sync::push(store, p, &r, target)?
+    } else {
+        store
+            .init()
+            .with_context(|| format!("creating the store {}", store.root().display()))?;
+        store.clean_tmp()?;
+        crate::remote::sync::pull(store, p, &r, target)?
+    };
+    if json {
+        outln(serde_json::to_string_pretty(&report)?)?;
+    } else {
+        out(report.render())?;
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum GraphFormat {
     Dot,
@@ -109,6 +190,36 @@ enum Cmd {
         /// them) instead of cancelling them.
         #[arg(long)]
         detach: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Upload what P.lock names to the remote cache (records last), skipping what is there.
+    Push {
+        /// The pipeline file (P.toml); its P.lock names what to upload.
+        pipeline: PathBuf,
+        /// Only this stage and what it depends on (repeatable).
+        #[arg(long, value_name = "STAGE")]
+        target: Vec<String>,
+        /// The remote [default: $HHI_REMOTE, else the pipeline's `remote`].
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download what P.lock names from the remote cache, verifying every digest.
+    Pull {
+        /// The pipeline file (P.toml); its P.lock names what to download.
+        pipeline: PathBuf,
+        /// Only this stage and what it depends on (repeatable).
+        #[arg(long, value_name = "STAGE")]
+        target: Vec<String>,
+        /// The remote [default: $HHI_REMOTE, else the pipeline's `remote`].
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Run one stage from a job file written by `hhi run` (what a Slurm job executes).
     #[command(hide = true)]
@@ -137,6 +248,8 @@ enum Cmd {
         /// Plan with a parameter overridden, as `run --set` would (repeatable).
         #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
         set: Vec<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Re-hash every artifact P.lock names and check the chain of records.
     ///
@@ -150,6 +263,11 @@ enum Cmd {
         /// Also re-hash every object in the store, referenced or not.
         #[arg(long)]
         all: bool,
+        /// Instead, re-hash what the remote cache holds for P.lock (every record and
+        /// object downloaded and checked, nothing kept) [URL default: $HHI_REMOTE, else
+        /// the pipeline's `remote`].
+        #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+        remote: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -333,6 +451,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             name,
             write_lock,
             detach,
+            remote,
         } => {
             let variants = crate::overrides::variants(&set, sweep.as_deref())?;
             if variants.len() > 1 && write_lock {
@@ -367,6 +486,8 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                 ..RunOptions::default()
             };
             opts.progress = !quiet && !json && std::io::stderr().is_terminal();
+            opts.remote = remote.choice();
+            opts.remote_required = remote.remote_required;
             if let Some(j) = jobs {
                 opts.jobs = j;
                 opts.limit_slurm_jobs = true;
@@ -426,6 +547,18 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Cmd::Push {
+            pipeline,
+            target,
+            remote,
+            json,
+        } => sync_command(&store, &load(&pipeline)?, &target, remote.as_deref(), json, true),
+        Cmd::Pull {
+            pipeline,
+            target,
+            remote,
+            json,
+        } => sync_command(&store, &load(&pipeline)?, &target, remote.as_deref(), json, false),
         Cmd::ExecStage { job } => {
             let rec = crate::slurm::exec_stage(&store, registry, &job)?;
             outln(format_args!("{} {}", rec.stage, rec.key))?;
@@ -477,6 +610,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             check,
             force,
             set,
+            remote,
         } => {
             let mut overrides = Vec::new();
             for s in &set {
@@ -489,7 +623,8 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                 overrides.push(o.remove(0));
             }
             let p = Pipeline::load_with(&pipeline, &overrides, registry)?;
-            let plan = crate::plan::plan(&store, &p, &force)?;
+            let remote = crate::remote::for_run(&p, &store, &remote.choice(), remote.remote_required)?;
+            let plan = crate::plan::plan_with(&store, &p, &force, remote.as_deref())?;
             if json {
                 outln(serde_json::to_string_pretty(&plan)?)?;
             } else {
@@ -502,6 +637,9 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                         .collect::<Vec<_>>()
                         .join("; ");
                     let reasons = match &s.ran_as {
+                        Some(r) if s.state == crate::plan::PlanState::Remote => {
+                            format!("{r}; here: {reasons}")
+                        }
                         Some(r) if reasons.is_empty() => format!("(ran as {r})"),
                         _ => reasons,
                     };
@@ -526,8 +664,28 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             reproduce,
             all,
             json,
+            remote,
         } => {
             let p = load(&pipeline)?;
+            if let Some(url) = remote {
+                if reproduce.is_some() || all {
+                    anyhow::bail!(
+                        "--remote audits the remote only; run --reproduce or --all without it"
+                    );
+                }
+                let r = remote_for(&p, &store, Some(&url))?;
+                let report = crate::remote::sync::audit_remote(&p, &r)?;
+                if json {
+                    outln(serde_json::to_string_pretty(&report)?)?;
+                } else {
+                    out(report.render())?;
+                }
+                return Ok(if report.ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
             let report = crate::audit::audit(&store, &p, all, reproduce.as_deref())?;
             if json {
                 outln(serde_json::to_string_pretty(&report)?)?;

@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod registry;
+pub mod remote;
 pub mod report;
 pub mod scheduler;
 pub mod show;

@@ -72,6 +72,9 @@ pub struct Pipeline {
     pub name: String,
     pub seed: u64,
     pub backend: String,
+    /// The shared remote cache named in `[pipeline] remote` (`--remote` and `HHI_REMOTE`
+    /// override it); not part of any cache key.
+    pub remote: Option<crate::remote::RemoteUrl>,
     /// In file order.
     pub stages: Vec<Stage>,
     pub dag: Dag,
@@ -295,6 +298,7 @@ struct Parsed {
 struct ExecDefaults {
     executor: Option<String>,
     slurm: SlurmSpec,
+    remote: Option<crate::remote::RemoteUrl>,
 }
 
 const EXECUTORS: [&str; 2] = ["local", "slurm"];
@@ -448,6 +452,7 @@ impl<'a> Loader<'a> {
             name,
             seed,
             backend,
+            remote: exec.remote,
             stages,
             dag,
             order,
@@ -470,6 +475,18 @@ impl<'a> Loader<'a> {
             match (k.get_ref().as_ref(), v.get_ref()) {
                 ("executor", _) => exec.executor = self.executor_value(v),
                 ("slurm", _) => exec.slurm = self.slurm_spec(v),
+                ("remote", DeValue::String(s)) => match crate::remote::config::parse_url(s) {
+                    Ok(u) => exec.remote = Some(u),
+                    Err(e) => self.hint(
+                        v.span(),
+                        "invalid remote",
+                        e,
+                    ),
+                },
+                ("remote", other) => {
+                    let msg = format!("`remote` must be a string (s3://bucket/prefix or file:///folder), found {}", type_name(other));
+                    self.err(v.span(), msg);
+                }
                 ("name", DeValue::String(s)) => *name = s.to_string(),
                 ("seed", DeValue::Integer(i)) => match u64::from_str_radix(i.as_str(), i.radix()) {
                     Ok(s) => *seed = s,
@@ -512,8 +529,8 @@ impl<'a> Loader<'a> {
                     let other = other.to_string();
                     let hint = suggest_name(
                         &other,
-                        ["name", "seed", "backend", "executor", "slurm"],
-                        || "[pipeline] takes name, seed, backend, executor and slurm".into(),
+                        ["name", "seed", "backend", "executor", "slurm", "remote"],
+                        || "[pipeline] takes name, seed, backend, executor, slurm and remote".into(),
                     );
                     self.hint(
                         k.span(),

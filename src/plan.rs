@@ -345,6 +345,8 @@ fn explain(stage: &Stage, new: &Resolved, prev: Option<&Record>) -> Vec<Reason> 
 pub enum PlanState {
     Fresh,
     Run,
+    /// Stale here, but the remote cache has a record for its key: `run` downloads it.
+    Remote,
 }
 
 impl PlanState {
@@ -352,6 +354,7 @@ impl PlanState {
         match self {
             PlanState::Fresh => "fresh",
             PlanState::Run => "run",
+            PlanState::Remote => "remote",
         }
     }
 }
@@ -370,7 +373,8 @@ pub struct PlannedStage {
     pub state: PlanState,
     pub key: Option<Digest>,
     pub reasons: Vec<Reason>,
-    /// For a fresh stage that ran as a Slurm job: where (job id, node, elapsed, state).
+    /// For a fresh stage that ran as a Slurm job: where (job id, node, elapsed, state); for
+    /// a remote hit: where the remote's record says it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ran_as: Option<String>,
 }
@@ -450,6 +454,18 @@ impl Planner {
 
 /// What `run` would do, without running or writing anything.
 pub fn plan(store: &Store, pipeline: &Pipeline, forced: &[String]) -> anyhow::Result<Plan> {
+    plan_with(store, pipeline, forced, None)
+}
+
+/// [`plan`], looking stale stages up in a remote cache: a stage whose key the remote has
+/// is a remote hit, and its outputs (from the remote record) let the stages below it be
+/// looked up too. Only records are read; objects are verified when `run` downloads them.
+pub fn plan_with(
+    store: &Store,
+    pipeline: &Pipeline,
+    forced: &[String],
+    remote: Option<&crate::remote::Remote>,
+) -> anyhow::Result<Plan> {
     let planner = Planner::new(store, pipeline, forced)?;
     let mut known = Known::new();
     let mut stages = Vec::new();
@@ -471,7 +487,24 @@ pub fn plan(store: &Store, pipeline: &Pipeline, forced: &[String]) -> anyhow::Re
                 (PlanState::Fresh, Some(rec.key), vec![])
             }
             Verdict::Decided(Decision::Run { resolved, reasons }) => {
-                (PlanState::Run, Some(resolved.key), reasons)
+                let hit = match remote {
+                    Some(r) if reasons.first() != Some(&Reason::Forced) => r.lookup(&resolved.key)?,
+                    _ => None,
+                };
+                match hit {
+                    Some(rec) => {
+                        known.insert(st.name.clone(), rec.outputs.clone());
+                        let size: u64 = rec.outputs.values().map(|o| o.size).sum();
+                        ran_as = Some(format!(
+                            "remote hit: {} to download, computed in {} on {}",
+                            crate::audit::human_bytes(size),
+                            crate::scheduler::fmt_secs(rec.duration_s),
+                            if rec.device.is_empty() { "?" } else { &rec.device }
+                        ));
+                        (PlanState::Remote, Some(resolved.key), reasons)
+                    }
+                    None => (PlanState::Run, Some(resolved.key), reasons),
+                }
             }
         };
         stages.push(PlannedStage {

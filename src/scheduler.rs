@@ -47,6 +47,11 @@ pub struct RunOptions {
     /// Slurm stage is submitted at once: the cluster schedules them, not this machine's
     /// core count.
     pub limit_slurm_jobs: bool,
+    /// The shared remote cache: `--remote`/`--no-remote`, else `HHI_REMOTE`, else the
+    /// pipeline's `[pipeline] remote`.
+    pub remote: crate::remote::RemoteChoice,
+    /// Fail instead of warning when the remote cannot be used.
+    pub remote_required: bool,
 }
 
 /// Threads for the blocking pool: `jobs` local stages, plus one waiting on each Slurm
@@ -75,6 +80,8 @@ impl Default for RunOptions {
             write_lock: true,
             record_run: true,
             limit_slurm_jobs: false,
+            remote: crate::remote::RemoteChoice::Default,
+            remote_required: false,
         }
     }
 }
@@ -84,6 +91,8 @@ impl Default for RunOptions {
 pub enum Outcome {
     Fresh,
     Ran { seconds: f64 },
+    /// Stale here, downloaded from the remote cache (verified) instead of run.
+    Fetched { seconds: f64 },
     Failed { error: String },
     Skipped { because: String },
     NotSelected,
@@ -111,14 +120,21 @@ pub struct RunReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
     pub wrote_lock: bool,
+    /// What the remote cache did in this run, when one was in use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::remote::Summary>,
+    /// `--remote-required` and an upload failed.
+    #[serde(skip)]
+    pub remote_failed: bool,
 }
 
 impl RunReport {
     pub fn success(&self) -> bool {
-        !self
-            .stages
-            .iter()
-            .any(|s| matches!(s.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }))
+        !self.remote_failed
+            && !self
+                .stages
+                .iter()
+                .any(|s| matches!(s.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }))
     }
 
     pub fn outcome(&self, stage: &str) -> Option<&Outcome> {
@@ -132,7 +148,7 @@ impl RunReport {
     pub fn render(&self) -> String {
         let width = self.stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
         let mut out = String::new();
-        let (mut fresh, mut ran, mut failed, mut skipped) = (0, 0, 0, 0);
+        let (mut fresh, mut ran, mut failed, mut skipped, mut fetched) = (0, 0, 0, 0, 0);
         for s in &self.stages {
             let line = match &s.outcome {
                 Outcome::Fresh => {
@@ -142,6 +158,14 @@ impl RunReport {
                 Outcome::Ran { seconds } => {
                     ran += 1;
                     format!("  ran      {:width$}  in {}", s.name, fmt_secs(*seconds))
+                }
+                Outcome::Fetched { seconds } => {
+                    fetched += 1;
+                    format!(
+                        "  remote   {:width$}  downloaded and verified in {}",
+                        s.name,
+                        fmt_secs(*seconds)
+                    )
                 }
                 Outcome::Failed { error } => {
                     failed += 1;
@@ -165,10 +189,19 @@ impl RunReport {
                 out.push_str(&format!("\nerror: stage `{}` failed: {error}\n", s.name));
             }
         }
+        let fetched = if fetched > 0 || self.remote.is_some() {
+            format!(", {fetched} from the remote")
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "\n{fresh} fresh, {ran} ran, {failed} failed, {skipped} skipped in {}\n",
+            "\n{fresh} fresh, {ran} ran{fetched}, {failed} failed, {skipped} skipped in {}\n",
             fmt_secs(self.seconds)
         ));
+        if let Some(r) = &self.remote {
+            out.push_str(&r.render());
+            out.push('\n');
+        }
         for page in &self.reports {
             out.push_str(&format!("report: {}\n", page.display()));
         }
@@ -409,7 +442,9 @@ pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow:
         .max_blocking_threads(blocking_threads(pipeline, opts))
         .build()
         .context("starting the scheduler")?;
-    let mut report = rt.block_on(schedule(pipeline, store.clone(), opts))?;
+    let remote = open_remote(pipeline, &store, opts)?;
+    let mut report = rt.block_on(schedule(pipeline, store.clone(), opts, remote.clone()))?;
+    finish_remote(&mut report, remote, opts);
     store.stat.save().ok();
     // The run's facts beside each report are a convenience for the page, not a result: a
     // failure to write them is a warning, never a failed run.
@@ -436,7 +471,7 @@ fn run_info(
         name,
         overrides: overrides.to_vec(),
         ran: count(|o| matches!(o, Outcome::Ran { .. })),
-        fresh: count(|o| matches!(o, Outcome::Fresh)),
+        fresh: count(|o| matches!(o, Outcome::Fresh | Outcome::Fetched { .. })),
         failed: count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. })),
         wrote_lock,
     }
@@ -487,7 +522,9 @@ pub fn run_sweep(
         .max_blocking_threads(blocking_threads(&merged.pipeline, opts))
         .build()
         .context("starting the scheduler")?;
-    let all = rt.block_on(schedule(&merged.pipeline, store.clone(), &mopts))?;
+    let remote = open_remote(&merged.pipeline, &store, opts)?;
+    let mut all = rt.block_on(schedule(&merged.pipeline, store.clone(), &mopts, remote.clone()))?;
+    finish_remote(&mut all, remote, opts);
     store.stat.save().ok();
     let mut reports = Vec::new();
     for (v, var) in variants.iter().enumerate() {
@@ -519,7 +556,7 @@ pub fn run_sweep(
             name: var.name.clone(),
             overrides: var.overrides.clone(),
             ran: count(|o| matches!(o, Outcome::Ran { .. })),
-            fresh: count(|o| matches!(o, Outcome::Fresh)),
+            fresh: count(|o| matches!(o, Outcome::Fresh | Outcome::Fetched { .. })),
             failed: count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. })),
             wrote_lock: false,
         };
@@ -542,6 +579,9 @@ pub fn run_sweep(
             run_id: Some(id),
             overrides: var.overrides.clone(),
             wrote_lock: false,
+            // The merged graph's transfers, told once, with the first variant.
+            remote: if v == 0 { all.remote.clone() } else { None },
+            remote_failed: all.remote_failed,
         };
         match crate::report::run::write_facts(&var.pipeline, &report, &store) {
             Ok(pages) => report.reports = pages,
@@ -629,6 +669,8 @@ fn run_read_only(
         run_id: None,
         overrides: opts.overrides.clone(),
         wrote_lock: opts.write_lock,
+        remote: None,
+        remote_failed: false,
     })
 }
 
@@ -793,6 +835,12 @@ impl RunState {
         }
     }
 
+    /// A stale stage whose results came from the remote cache.
+    fn fetched(&mut self, i: usize, rec: Record, seconds: f64) {
+        self.reports[i].outcome = Outcome::Fetched { seconds };
+        self.status[i] = Status::Done(rec.outputs, rec.key);
+    }
+
     fn fail(&mut self, i: usize, e: &anyhow::Error) {
         self.status[i] = Status::Failed;
         self.reports[i].outcome = Outcome::Failed {
@@ -827,12 +875,15 @@ struct Settled {
     verdict: anyhow::Result<Decision>,
     /// Set when the stage was stale and ran.
     ran: Option<(anyhow::Result<Record>, f64)>,
+    /// Set when the stage was stale and the remote cache had it.
+    fetched: Option<(Record, f64)>,
 }
 
 async fn schedule(
     pipeline: &Pipeline,
     store: Arc<Store>,
     opts: &RunOptions,
+    remote: Option<Arc<crate::remote::Remote>>,
 ) -> anyhow::Result<RunReport> {
     let clock = Instant::now();
     let started = SystemTime::now();
@@ -855,6 +906,9 @@ async fn schedule(
         overall.set_style(style);
     }
     overall.set_prefix(pipeline.name.clone());
+    if let Some(r) = &remote {
+        r.attach_bar(mp.add(ProgressBar::new(0)));
+    }
     let mut state = RunState::new(pipeline, selected);
     let mut running = tokio::task::JoinSet::new();
     let unlimited = |i: usize| {
@@ -873,7 +927,8 @@ async fn schedule(
             }
             state.dispatch(i);
             let known = state.known_for(pipeline, i);
-            let (planner, store, mp) = (planner.clone(), store.clone(), mp.clone());
+            let (planner, store, mp, remote) =
+                (planner.clone(), store.clone(), mp.clone(), remote.clone());
             let job = (
                 pipeline.stages[i].clone(),
                 pipeline.name.clone(),
@@ -882,12 +937,13 @@ async fn schedule(
             );
             running.spawn_blocking(move || {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    settle(i, &planner, &store, &mp, known, job)
+                    settle(i, &planner, &store, &mp, remote.as_deref(), known, job)
                 }))
                 .unwrap_or_else(|p| Settled {
                     stage: i,
                     verdict: Err(anyhow!("the stage panicked: {}", panic_message(&p))),
                     ran: None,
+                    fetched: None,
                 })
             });
         }
@@ -900,6 +956,9 @@ async fn schedule(
         }
         overall.inc(1);
         state.decide(settled.stage, &settled.verdict);
+        if let Some((rec, seconds)) = settled.fetched {
+            state.fetched(settled.stage, rec, seconds);
+        }
         if let Some((result, seconds)) = settled.ran {
             state.finish(settled.stage, result, seconds);
         }
@@ -938,7 +997,29 @@ async fn schedule(
         run_id,
         overrides: opts.overrides.clone(),
         wrote_lock: opts.write_lock,
+        remote: None,
+        remote_failed: false,
     })
+}
+
+/// Opens the run's remote cache (before the scheduler's runtime: the remote has its own).
+fn open_remote(
+    pipeline: &Pipeline,
+    store: &Store,
+    opts: &RunOptions,
+) -> anyhow::Result<Option<Arc<crate::remote::Remote>>> {
+    crate::remote::for_run(pipeline, store, &opts.remote, opts.remote_required)
+}
+
+/// Waits for the uploads still in flight, which finish before the run ends (and before
+/// the store lock is released, so `gc` cannot take an object from under them), and adds
+/// the remote's summary to the report.
+fn finish_remote(report: &mut RunReport, remote: Option<Arc<crate::remote::Remote>>, opts: &RunOptions) {
+    if let Some(r) = remote {
+        let summary = r.finish();
+        report.remote_failed = opts.remote_required && !summary.failed_uploads.is_empty();
+        report.remote = Some(summary);
+    }
 }
 
 /// On the blocking pool: decide a stage (hashing and importing its file inputs) and, if
@@ -946,8 +1027,9 @@ async fn schedule(
 fn settle(
     i: usize,
     planner: &plan::Planner,
-    store: &Store,
+    store: &Arc<Store>,
     mp: &MultiProgress,
+    remote: Option<&crate::remote::Remote>,
     known: Known,
     (stage, pipeline_name, pipeline_dir, backend): (Stage, String, PathBuf, String),
 ) -> Settled {
@@ -960,13 +1042,42 @@ fn settle(
     let Ok(Decision::Run { resolved, reasons }) = &verdict else {
         if let Ok(Decision::Fresh(rec)) = &verdict {
             tracing::debug!("`{}` is fresh (key {})", stage.name, rec.key.short());
+            // A stage computed here whose upload never finished (a killed run) goes up now;
+            // for one the remote has, this costs one HEAD request.
+            if let Some(r) = remote {
+                r.spawn_upload(store.clone(), (**rec).clone());
+            }
         }
         return Settled {
             stage: i,
             verdict,
             ran: None,
+            fetched: None,
         };
     };
+    if let Some(r) = remote.filter(|_| reasons.first() != Some(&Reason::Forced)) {
+        let started = Instant::now();
+        match r.fetch(store, &resolved.key, &stage.name) {
+            Ok(Some(rec)) => {
+                tracing::info!("`{}`: fetched from the remote cache", stage.name);
+                return Settled {
+                    stage: i,
+                    verdict,
+                    ran: None,
+                    fetched: Some((rec, started.elapsed().as_secs_f64())),
+                };
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Settled {
+                    stage: i,
+                    verdict,
+                    ran: Some((Err(e), started.elapsed().as_secs_f64())),
+                    fetched: None,
+                };
+            }
+        }
+    }
     tracing::info!(
         "running `{}`: {}",
         stage.name,
@@ -992,10 +1103,14 @@ fn settle(
         crate::slurm::Executor::Slurm(spec) => crate::slurm::run_job(store, job, &spec, &progress),
     };
     progress.finish();
+    if let (Some(r), Ok(rec)) = (remote, &result) {
+        r.spawn_upload(store.clone(), rec.clone());
+    }
     Settled {
         stage: i,
         verdict,
         ran: Some((result, started.elapsed().as_secs_f64())),
+        fetched: None,
     }
 }
 

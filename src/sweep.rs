@@ -92,6 +92,7 @@ pub fn merge(variants: &[&Pipeline]) -> anyhow::Result<Merged> {
             name: first.name.clone(),
             seed: first.seed,
             backend: first.backend.clone(),
+            remote: first.remote.clone(),
             stages,
             dag,
             order,

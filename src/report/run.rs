@@ -42,6 +42,7 @@ pub fn facts(pipeline: &Pipeline, report: &RunReport, store: &Store) -> Vec<Stag
             let (state, seconds) = match sr.map(|s| &s.outcome) {
                 Some(Outcome::Ran { seconds }) => ("ran", Some(*seconds)),
                 Some(Outcome::Fresh) => ("fresh", rec.as_ref().map(|r| r.duration_s)),
+                Some(Outcome::Fetched { seconds }) => ("remote", Some(*seconds)),
                 Some(Outcome::Failed { .. }) => ("failed", None),
                 Some(Outcome::Skipped { .. }) => ("skipped", None),
                 Some(Outcome::NotSelected) | None => ("not_selected", None),
@@ -214,7 +215,10 @@ pub fn write_facts(
         let Some(sr) = report.stages.iter().find(|s| s.name == st.name) else {
             continue;
         };
-        if !matches!(sr.outcome, Outcome::Ran { .. } | Outcome::Fresh) {
+        if !matches!(
+            sr.outcome,
+            Outcome::Ran { .. } | Outcome::Fresh | Outcome::Fetched { .. }
+        ) {
             continue;
         }
         let Some(rec) = sr.key.and_then(|k| store.read_record(&k).ok().flatten()) else {

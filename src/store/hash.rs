@@ -121,7 +121,7 @@ pub enum Entry {
 }
 
 impl Entry {
-    fn path(&self) -> &str {
+    pub fn path(&self) -> &str {
         match self {
             Entry::Dir { path } | Entry::File { path, .. } => path,
         }
@@ -197,6 +197,52 @@ pub fn manifest_text(entries: &[Entry]) -> String {
     s
 }
 
+/// Reads a manifest back from its canonical bytes (a tree fetched from a remote cache is
+/// rebuilt from it). Paths are checked to stay inside the tree: the manifest's digest is
+/// verified by the caller, but the record naming it came from elsewhere.
+pub fn parse_manifest(text: &str) -> Result<Vec<Entry>, String> {
+    let mut lines = text.lines();
+    if lines.next() != Some("hhi-tree-v1") {
+        return Err("not an hhi tree manifest (no `hhi-tree-v1` header)".into());
+    }
+    let safe = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('/')
+            && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+    };
+    let mut out = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let bad = || format!("manifest line {}: `{line}`", n + 2);
+        let entry = if let Some(path) = line.strip_prefix("d ") {
+            Entry::Dir { path: path.into() }
+        } else if let Some(rest) = line.strip_prefix("f ") {
+            let mut it = rest.splitn(4, ' ');
+            let (Some(x), Some(size), Some(digest), Some(path)) =
+                (it.next(), it.next(), it.next(), it.next())
+            else {
+                return Err(bad());
+            };
+            Entry::File {
+                path: path.into(),
+                exec: match x {
+                    "x" => true,
+                    "-" => false,
+                    _ => return Err(bad()),
+                },
+                size: size.parse().map_err(|_| bad())?,
+                digest: digest.parse().map_err(|_| bad())?,
+            }
+        } else {
+            return Err(bad());
+        };
+        if !safe(entry.path()) {
+            return Err(format!("{}: path leaves the tree", bad()));
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
 pub fn hash_tree(root: &Path) -> io::Result<(Hashed, Vec<Entry>)> {
     let entries = manifest(root)?;
     debug_assert!(entries.windows(2).all(|w| w[0].path() < w[1].path()));
@@ -241,6 +287,24 @@ pub fn hash_path(path: &Path) -> io::Result<Hashed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_reads_back_and_unsafe_paths_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("t");
+        fs::create_dir_all(t.join("sub/deeper")).unwrap();
+        fs::write(t.join("sub/x y"), b"1").unwrap();
+        fs::write(t.join("run.sh"), b"#!/bin/sh").unwrap();
+        fs::set_permissions(t.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        let (_, entries) = hash_tree(&t).unwrap();
+        let text = manifest_text(&entries);
+        assert_eq!(parse_manifest(&text).unwrap(), entries);
+        for bad in ["d ../up", "d /abs", "f - 1 zz a", "d a//b", "x what"] {
+            let text = format!("hhi-tree-v1\n{bad}\n");
+            assert!(parse_manifest(&text).is_err(), "{bad}");
+        }
+        assert!(parse_manifest("f - 1 00 a\n").is_err());
+    }
 
     #[test]
     fn file_digest_is_plain_blake3() {
