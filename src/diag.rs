@@ -21,6 +21,15 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// Masks `secret` in the quoted source line (same width, so the underline still fits):
+    /// a diagnostic about credentials in a file must not print them again.
+    pub fn redact(&mut self, secret: &str) {
+        if !secret.is_empty() {
+            let mask = "*".repeat(secret.chars().count());
+            self.source_line = self.source_line.replace(secret, &mask);
+        }
+    }
+
     pub fn new(file: &Path, src: &str, span: Range<usize>, message: impl Into<String>) -> Self {
         let start = span.start.min(src.len());
         let line_start = src[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);

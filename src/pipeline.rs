@@ -477,11 +477,18 @@ impl<'a> Loader<'a> {
                 ("slurm", _) => exec.slurm = self.slurm_spec(v),
                 ("remote", DeValue::String(s)) => match crate::remote::config::parse_url(s) {
                     Ok(u) => exec.remote = Some(u),
-                    Err(e) => self.hint(
-                        v.span(),
-                        "invalid remote",
-                        e,
-                    ),
+                    Err(e) => {
+                        let d = self.err(v.span(), "invalid remote");
+                        d.hint = Some(e);
+                        // `user:password@` of a URL that carries credentials.
+                        if let Some(userinfo) = s
+                            .split_once("://")
+                            .and_then(|(_, rest)| rest.split_once('@'))
+                            .map(|(u, _)| u)
+                        {
+                            d.redact(userinfo);
+                        }
+                    }
                 },
                 ("remote", other) => {
                     let msg = format!("`remote` must be a string (s3://bucket/prefix or file:///folder), found {}", type_name(other));

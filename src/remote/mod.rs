@@ -325,11 +325,7 @@ impl Remote {
         if let Some(bar) = self.inner.bar.lock().expect("bar lock").take() {
             bar.finish_and_clear();
         }
-        let s = self.inner.summary.lock().expect("summary lock").clone();
-        if self.required && !s.failed_uploads.is_empty() {
-            tracing::warn!("some uploads failed; see the summary");
-        }
-        s
+        self.inner.summary.lock().expect("summary lock").clone()
     }
 
     /// The summary so far (for `pull` and `push`).
@@ -374,10 +370,30 @@ pub fn for_run(
     Ok(Remote::connect(&url, required)?.map(Arc::new))
 }
 
+/// An S3 error body (XML) cut down to its code and message.
+fn short_s3_error(text: &str) -> String {
+    let between = |a: &str, b: &str| {
+        let start = text.find(a)? + a.len();
+        let end = text[start..].find(b)? + start;
+        Some(&text[start..end])
+    };
+    match (between("<Code>", "</Code>"), between("<Message>", "</Message>")) {
+        (Some(code), Some(msg)) => {
+            let head = text.split("<?xml").next().unwrap_or(text);
+            let head = head.trim_end().trim_end_matches(':').trim_end();
+            format!("{head}: {code}: {msg}")
+        }
+        _ => text.to_string(),
+    }
+}
+
 /// An `object_store` error in words a user can act on.
 fn explain(e: &object_store::Error) -> String {
-    let text = e.to_string();
-    let hint = if text.contains("NoSuchBucket") {
+    let text = short_s3_error(&e.to_string());
+    let hint = if text.contains("169.254.169.254") {
+        // No credentials anywhere, so object_store asked the EC2 instance metadata.
+        " (no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or write ~/.aws/credentials)"
+    } else if text.contains("NoSuchBucket") {
         " (the bucket does not exist: create it, e.g. `aws s3 mb s3://BUCKET`)"
     } else if text.contains("InvalidAccessKeyId")
         || text.contains("SignatureDoesNotMatch")
@@ -469,10 +485,29 @@ impl Inner {
             .values()
             .map(|o| self.fetch_object(store, o))
             .collect();
-        let fetched: Vec<u64> = futures::stream::iter(futs)
+        // Every object is tried even after one fails, so that each corrupt one is named
+        // (and re-uploaded when the stage is rebuilt here), not only the first.
+        let results: Vec<Result<u64, RemoteError>> = futures::stream::iter(futs)
             .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
+        let mut fetched = Vec::new();
+        let mut corrupt = Vec::new();
+        let mut other = None;
+        for r in results {
+            match r {
+                Ok(n) => fetched.push(n),
+                Err(RemoteError::Corrupt(e)) => corrupt.push(e),
+                Err(e) => other = other.or(Some(e)),
+            }
+        }
+        if !corrupt.is_empty() {
+            corrupt.sort();
+            return Err(RemoteError::Corrupt(corrupt.join("; ")));
+        }
+        if let Some(e) = other {
+            return Err(e);
+        }
         store
             .sync()
             .map_err(|e| RemoteError::Local(anyhow!("syncing the store: {e}")))?;
@@ -598,6 +633,20 @@ impl Inner {
         size: u64,
         exec: bool,
     ) -> Result<u64, RemoteError> {
+        let r = self.download_file_unchecked(dest, d, size, exec).await;
+        if let Err(RemoteError::Corrupt(_)) = &r {
+            self.bad.lock().expect("bad lock").insert(d);
+        }
+        r
+    }
+
+    async fn download_file_unchecked(
+        &self,
+        dest: &Path,
+        d: Digest,
+        size: u64,
+        exec: bool,
+    ) -> Result<u64, RemoteError> {
         let p = self.object_key(&d);
         let what = format!("object {}", d.short());
         let file = fs::File::create(dest).map_err(|e| RemoteError::Local(e.into()))?;
@@ -706,10 +755,9 @@ impl Inner {
     /// Uploads a stage: its objects (concurrently), then its record. Returns whether
     /// anything was sent (false when the remote had the record already).
     async fn upload_stage(&self, store: &Store, rec: &Record, force: bool) -> Result<bool, RemoteError> {
-        let repair = {
-            let bad = self.bad.lock().expect("bad lock");
-            rec.outputs.values().any(|o| bad.contains(&o.digest))
-        };
+        // After corruption was found (in an output, or in a file of a folder output), the
+        // record's presence proves nothing: walk the objects and re-send the bad ones.
+        let repair = !self.bad.lock().expect("bad lock").is_empty();
         if !force && !repair && self.exists(&self.record_key(&rec.key)).await? {
             return Ok(false);
         }
@@ -840,5 +888,18 @@ impl Inner {
         s.uploaded_objects += 1;
         s.uploaded_bytes += size;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn s3_error_bodies_are_cut_to_code_and_message() {
+        let text = "Error performing list request: Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><RequestId>x</RequestId></Error>";
+        assert_eq!(
+            super::short_s3_error(text),
+            "Error performing list request: Server returned non-2xx status code: 404 Not Found: NoSuchBucket: The specified bucket does not exist"
+        );
+        assert_eq!(super::short_s3_error("connection refused"), "connection refused");
     }
 }

@@ -14,7 +14,9 @@ pub struct SyncReport {
     pub remote: String,
     pub stages: Vec<(String, String)>,
     pub problems: Vec<String>,
-    pub summary: super::Summary,
+    /// Transfers (push and pull; none for an audit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<super::Summary>,
 }
 
 impl SyncReport {
@@ -31,7 +33,15 @@ impl SyncReport {
         for p in &self.problems {
             out.push_str(&format!("error: {p}\n"));
         }
-        out.push_str(&self.summary.render());
+        match &self.summary {
+            Some(s) => out.push_str(&s.render()),
+            None => out.push_str(&format!(
+                "remote {}: {} stage(s) checked, {} problem(s)",
+                self.remote,
+                self.stages.len(),
+                self.problems.len()
+            )),
+        }
         out.push('\n');
         out
     }
@@ -113,7 +123,7 @@ pub fn push(store: &Store, pipeline: &Pipeline, remote: &Remote, targets: &[Stri
         remote: remote.url.to_string(),
         stages,
         problems,
-        summary: remote.summary(),
+        summary: Some(remote.summary()),
     })
 }
 
@@ -149,7 +159,7 @@ pub fn pull(store: &Store, pipeline: &Pipeline, remote: &Remote, targets: &[Stri
         remote: remote.url.to_string(),
         stages,
         problems,
-        summary: remote.summary(),
+        summary: Some(remote.summary()),
     })
 }
 
@@ -213,6 +223,6 @@ pub fn audit_remote(pipeline: &Pipeline, remote: &Remote) -> anyhow::Result<Sync
         remote: remote.url.to_string(),
         stages,
         problems,
-        summary: remote.summary(),
+        summary: None,
     })
 }
