@@ -32,9 +32,13 @@ Quick start:
   hhi run P.toml --set captioner.lr=1e-5,2e-5   a sweep (P.lock left alone)
   hhi runs P.toml                    recent runs, their overrides and metrics
   hhi diff RUN_A RUN_B               parameters, artifacts and metrics that differ
+  hhi run P.toml --remote s3://lab/hhi  fetch what the lab computed, upload the rest
+  hhi push P.toml / hhi pull P.toml  move what P.lock names to / from the remote
 
 Environment:
   HHI_STORE   the store folder (default: ./artifacts)
+  HHI_REMOTE  the shared remote cache (s3://bucket/prefix or file:///folder); S3
+              credentials from AWS_* or ~/.aws, never from the pipeline
   HHI_LOG     log filter, e.g. `debug` or `hhi=trace` (default: warn)";
 
 #[derive(Parser)]
@@ -552,13 +556,27 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
             target,
             remote,
             json,
-        } => sync_command(&store, &load(&pipeline)?, &target, remote.as_deref(), json, true),
+        } => sync_command(
+            &store,
+            &load(&pipeline)?,
+            &target,
+            remote.as_deref(),
+            json,
+            true,
+        ),
         Cmd::Pull {
             pipeline,
             target,
             remote,
             json,
-        } => sync_command(&store, &load(&pipeline)?, &target, remote.as_deref(), json, false),
+        } => sync_command(
+            &store,
+            &load(&pipeline)?,
+            &target,
+            remote.as_deref(),
+            json,
+            false,
+        ),
         Cmd::ExecStage { job } => {
             let rec = crate::slurm::exec_stage(&store, registry, &job)?;
             outln(format_args!("{} {}", rec.stage, rec.key))?;
@@ -623,7 +641,8 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                 overrides.push(o.remove(0));
             }
             let p = Pipeline::load_with(&pipeline, &overrides, registry)?;
-            let remote = crate::remote::for_run(&p, &store, &remote.choice(), remote.remote_required)?;
+            let remote =
+                crate::remote::for_run(&p, &store, &remote.choice(), remote.remote_required)?;
             let plan = crate::plan::plan_with(&store, &p, &force, remote.as_deref())?;
             if json {
                 outln(serde_json::to_string_pretty(&plan)?)?;

@@ -491,7 +491,10 @@ impl<'a> Loader<'a> {
                     }
                 },
                 ("remote", other) => {
-                    let msg = format!("`remote` must be a string (s3://bucket/prefix or file:///folder), found {}", type_name(other));
+                    let msg = format!(
+                        "`remote` must be a string (s3://bucket/prefix or file:///folder), found {}",
+                        type_name(other)
+                    );
                     self.err(v.span(), msg);
                 }
                 ("name", DeValue::String(s)) => *name = s.to_string(),
@@ -537,7 +540,10 @@ impl<'a> Loader<'a> {
                     let hint = suggest_name(
                         &other,
                         ["name", "seed", "backend", "executor", "slurm", "remote"],
-                        || "[pipeline] takes name, seed, backend, executor, slurm and remote".into(),
+                        || {
+                            "[pipeline] takes name, seed, backend, executor, slurm and remote"
+                                .into()
+                        },
                     );
                     self.hint(
                         k.span(),

@@ -488,7 +488,9 @@ pub fn plan_with(
             }
             Verdict::Decided(Decision::Run { resolved, reasons }) => {
                 let hit = match remote {
-                    Some(r) if reasons.first() != Some(&Reason::Forced) => r.lookup(&resolved.key)?,
+                    Some(r) if reasons.first() != Some(&Reason::Forced) => {
+                        r.lookup(&resolved.key)?
+                    }
                     _ => None,
                 };
                 match hit {
@@ -499,7 +501,11 @@ pub fn plan_with(
                             "remote hit: {} to download, computed in {} on {}",
                             crate::audit::human_bytes(size),
                             crate::scheduler::fmt_secs(rec.duration_s),
-                            if rec.device.is_empty() { "?" } else { &rec.device }
+                            if rec.device.is_empty() {
+                                "?"
+                            } else {
+                                &rec.device
+                            }
                         ));
                         (PlanState::Remote, Some(resolved.key), reasons)
                     }

@@ -90,11 +90,19 @@ impl Default for RunOptions {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Outcome {
     Fresh,
-    Ran { seconds: f64 },
+    Ran {
+        seconds: f64,
+    },
     /// Stale here, downloaded from the remote cache (verified) instead of run.
-    Fetched { seconds: f64 },
-    Failed { error: String },
-    Skipped { because: String },
+    Fetched {
+        seconds: f64,
+    },
+    Failed {
+        error: String,
+    },
+    Skipped {
+        because: String,
+    },
     NotSelected,
 }
 
@@ -523,7 +531,12 @@ pub fn run_sweep(
         .build()
         .context("starting the scheduler")?;
     let remote = open_remote(&merged.pipeline, &store, opts)?;
-    let mut all = rt.block_on(schedule(&merged.pipeline, store.clone(), &mopts, remote.clone()))?;
+    let mut all = rt.block_on(schedule(
+        &merged.pipeline,
+        store.clone(),
+        &mopts,
+        remote.clone(),
+    ))?;
     finish_remote(&mut all, remote, opts);
     store.stat.save().ok();
     let mut reports = Vec::new();
@@ -1014,7 +1027,11 @@ fn open_remote(
 /// Waits for the uploads still in flight, which finish before the run ends (and before
 /// the store lock is released, so `gc` cannot take an object from under them), and adds
 /// the remote's summary to the report.
-fn finish_remote(report: &mut RunReport, remote: Option<Arc<crate::remote::Remote>>, opts: &RunOptions) {
+fn finish_remote(
+    report: &mut RunReport,
+    remote: Option<Arc<crate::remote::Remote>>,
+    opts: &RunOptions,
+) {
     if let Some(r) = remote {
         let summary = r.finish();
         report.remote_failed = opts.remote_required && !summary.failed_uploads.is_empty();

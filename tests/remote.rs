@@ -136,7 +136,10 @@ fn assert_remote_consistent(b: &Bucket, prefix: &str) -> Vec<String> {
         for (port, o) in rec["outputs"].as_object().unwrap() {
             let d = o["digest"].as_str().unwrap();
             let ok = object_key(prefix, d);
-            assert!(keys.contains(&ok), "record {k} names {port} = {d}, not on the remote");
+            assert!(
+                keys.contains(&ok),
+                "record {k} names {port} = {d}, not on the remote"
+            );
             if o["object"] == "dir" {
                 let manifest = String::from_utf8(b.get(&ok).unwrap()).unwrap();
                 for line in manifest.lines().filter(|l| l.starts_with("f ")) {
@@ -157,7 +160,11 @@ fn a_second_store_downloads_the_smoke_run_executes_nothing_and_gets_the_same_dig
     let Some(ep) = endpoint() else { return };
     let remote = format!("s3://{BUCKET}/{}", fresh_prefix("smoke"));
     let a = smoke_project();
-    let ran = outcomes(&s3_ok(&a, &ep, &["run", SMOKE, "--json", "--remote", &remote]));
+    let ran = outcomes(&s3_ok(
+        &a,
+        &ep,
+        &["run", SMOKE, "--json", "--remote", &remote],
+    ));
     assert!(ran.values().all(|o| o == "ran"), "{ran:?}");
 
     let b = smoke_project();
@@ -174,12 +181,22 @@ fn a_second_store_downloads_the_smoke_run_executes_nothing_and_gets_the_same_dig
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let got = outcomes(&text(&out.stdout));
-    assert!(got.values().all(|o| o == "fetched"), "B executed something: {got:?}");
+    assert!(
+        got.values().all(|o| o == "fetched"),
+        "B executed something: {got:?}"
+    );
     assert_eq!(json["remote"]["fetched_stages"], ran.len());
-    assert_eq!(b.read("pipelines/smoke.lock"), a.read("pipelines/smoke.lock"));
+    assert_eq!(
+        b.read("pipelines/smoke.lock"),
+        a.read("pipelines/smoke.lock")
+    );
     // Downloaded artifacts are ordinary store objects: a full local audit re-hashes them.
     s3_ok(&b, &ep, &["audit", SMOKE, "--all"]);
-    let again = outcomes(&s3_ok(&b, &ep, &["run", SMOKE, "--json", "--remote", &remote]));
+    let again = outcomes(&s3_ok(
+        &b,
+        &ep,
+        &["run", SMOKE, "--json", "--remote", &remote],
+    ));
     assert!(again.values().all(|o| o == "fresh"), "{again:?}");
     s3_ok(&b, &ep, &["audit", SMOKE, "--remote", &remote]);
 }
@@ -242,10 +259,17 @@ fn corrupt_or_truncated_remote_objects_are_detected_never_published_and_the_stag
     for f in files_under(&b.store()) {
         let content = std::fs::read(&f).unwrap();
         let d = blake3_hex(&content);
-        assert!(d != flipped && d != truncated, "{} holds damaged bytes", f.display());
+        assert!(
+            d != flipped && d != truncated,
+            "{} holds damaged bytes",
+            f.display()
+        );
     }
     assert!(files_under(&b.store().join("tmp")).is_empty());
-    assert_eq!(b.read_output("use.out"), "alpha alpha alpha\nbeta beta beta\n");
+    assert_eq!(
+        b.read_output("use.out"),
+        "alpha alpha alpha\nbeta beta beta\n"
+    );
     s3_ok(&b, &ep, &["audit", "p.toml", "--all"]);
     // B rebuilt the stage and re-uploaded the damaged objects over the bad ones.
     let audit = s3_ok(&b, &ep, &["audit", "p.toml", "--remote", &remote]);
@@ -304,8 +328,14 @@ outputs = ["dir"]
     let objects = format!("{prefix}/objects");
     let start = Instant::now();
     while files_under(&records).is_empty() || bucket.list(&objects).len() < 10 {
-        assert!(start.elapsed() < Duration::from_secs(120), "the upload never began");
-        assert!(child.try_wait().unwrap().is_none(), "hhi exited before it was killed");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the upload never began"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "hhi exited before it was killed"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -321,7 +351,11 @@ outputs = ["dir"]
     assert!(objects < 401, "{objects} objects: the upload was complete");
 
     // The next run finds the stage fresh here and finishes the upload.
-    let again = outcomes(&s3_ok(&p, &ep, &["run", "p.toml", "--json", "--remote", &remote]));
+    let again = outcomes(&s3_ok(
+        &p,
+        &ep,
+        &["run", "p.toml", "--json", "--remote", &remote],
+    ));
     assert_eq!(again["big"], "fresh");
     assert_eq!(assert_remote_consistent(&bucket, &prefix), vec!["big"]);
     s3_ok(&p, &ep, &["audit", "p.toml", "--remote", &remote]);
@@ -345,7 +379,13 @@ fn a_remote_that_is_down_is_a_warning_or_with_remote_required_an_error() {
     let out = s3_hhi(
         &q,
         down,
-        &["run", "p.toml", "--remote", "s3://hhi-test/x", "--remote-required"],
+        &[
+            "run",
+            "p.toml",
+            "--remote",
+            "s3://hhi-test/x",
+            "--remote-required",
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
@@ -396,7 +436,9 @@ fn credentials_never_appear_in_anything_hhi_writes() {
         }
     }
     let bucket = Bucket::new(&ep);
-    let prefix = remote.trim_start_matches(&format!("s3://{BUCKET}/")).to_string();
+    let prefix = remote
+        .trim_start_matches(&format!("s3://{BUCKET}/"))
+        .to_string();
     for k in bucket.list(&prefix) {
         assert!(!String::from_utf8_lossy(&bucket.get(&k).unwrap()).contains(SECRET));
     }
@@ -417,7 +459,14 @@ fn credentials_come_from_the_aws_files_when_the_environment_has_none() {
         &format!("[default]\nregion = eu-west-1\nendpoint_url = {ep}\n"),
     );
     let out = p
-        .cmd(&["run", "p.toml", "--json", "--remote", &remote, "--remote-required"])
+        .cmd(&[
+            "run",
+            "p.toml",
+            "--json",
+            "--remote",
+            &remote,
+            "--remote-required",
+        ])
         .env("HOME", p.path("home"))
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
@@ -437,12 +486,27 @@ fn a_file_remote_shares_results_between_stores_and_push_pull_move_a_lock() {
     let shared = tempfile::tempdir().unwrap();
     let remote = format!("file://{}", shared.path().display());
     let a = common::diamond();
-    let ran = outcomes(&a.ok(&["run", "pipelines/diamond.toml", "--json", "--remote", &remote]));
+    let ran = outcomes(&a.ok(&[
+        "run",
+        "pipelines/diamond.toml",
+        "--json",
+        "--remote",
+        &remote,
+    ]));
     assert!(ran.values().all(|o| o == "ran"));
     let b = common::diamond();
-    let got = outcomes(&b.ok(&["run", "pipelines/diamond.toml", "--json", "--remote", &remote]));
+    let got = outcomes(&b.ok(&[
+        "run",
+        "pipelines/diamond.toml",
+        "--json",
+        "--remote",
+        &remote,
+    ]));
     assert!(got.values().all(|o| o == "fetched"), "{got:?}");
-    assert_eq!(b.read("pipelines/diamond.lock"), a.read("pipelines/diamond.lock"));
+    assert_eq!(
+        b.read("pipelines/diamond.lock"),
+        a.read("pipelines/diamond.lock")
+    );
 
     // push / pull: C computes without a remote and pushes; D pulls only `upper` and what it
     // needs, then everything.
@@ -457,7 +521,11 @@ fn a_file_remote_shares_results_between_stores_and_push_pull_move_a_lock() {
     assert_eq!(again.matches("already on the remote").count(), 4, "{again}");
     let d = common::diamond();
     d.write("pipelines/data/in.txt", "something else\n");
-    std::fs::copy(c.path("pipelines/diamond.lock"), d.path("pipelines/diamond.lock")).unwrap();
+    std::fs::copy(
+        c.path("pipelines/diamond.lock"),
+        d.path("pipelines/diamond.lock"),
+    )
+    .unwrap();
     let pulled = d.ok(&[
         "pull",
         "pipelines/diamond.toml",
@@ -466,7 +534,10 @@ fn a_file_remote_shares_results_between_stores_and_push_pull_move_a_lock() {
         "--target",
         "upper",
     ]);
-    assert!(pulled.contains("src") && pulled.contains("upper"), "{pulled}");
+    assert!(
+        pulled.contains("src") && pulled.contains("upper"),
+        "{pulled}"
+    );
     assert!(!pulled.contains("join"), "{pulled}");
     d.ok(&["pull", "pipelines/diamond.toml", "--remote", &remote2]);
     let plan = d.plan_json("pipelines/diamond.toml");
@@ -490,21 +561,33 @@ fn the_remote_comes_from_the_pipeline_or_hhi_remote_and_never_carries_credential
     let shared = tempfile::tempdir().unwrap();
     let url = format!("file://{}", shared.path().display());
     let p = Project::new();
-    p.write("p.toml", &format!("[pipeline]\nremote = \"{url}\"\n{TWO_KINDS}"));
+    p.write(
+        "p.toml",
+        &format!("[pipeline]\nremote = \"{url}\"\n{TWO_KINDS}"),
+    );
     let json: serde_json::Value =
         serde_json::from_str(&p.ok(&["run", "p.toml", "--json"])).unwrap();
     assert_eq!(json["remote"]["url"], url.as_str());
     // --no-remote wins over the file; HHI_REMOTE over the file too.
     let q = Project::new();
-    q.write("p.toml", &format!("[pipeline]\nremote = \"{url}\"\n{TWO_KINDS}"));
+    q.write(
+        "p.toml",
+        &format!("[pipeline]\nremote = \"{url}\"\n{TWO_KINDS}"),
+    );
     let got = outcomes(&q.ok(&["run", "p.toml", "--json", "--no-remote"]));
     assert_eq!(got["gen"], "ran");
     let elsewhere = tempfile::tempdir().unwrap();
     let r = Project::new();
-    r.write("p.toml", &format!("[pipeline]\nremote = \"{url}\"\n{TWO_KINDS}"));
+    r.write(
+        "p.toml",
+        &format!("[pipeline]\nremote = \"{url}\"\n{TWO_KINDS}"),
+    );
     let out = r
         .cmd(&["run", "p.toml", "--json"])
-        .env("HHI_REMOTE", format!("file://{}", elsewhere.path().display()))
+        .env(
+            "HHI_REMOTE",
+            format!("file://{}", elsewhere.path().display()),
+        )
         .output()
         .unwrap();
     assert_eq!(outcomes(&text(&out.stdout))["gen"], "ran");
@@ -517,6 +600,9 @@ fn the_remote_comes_from_the_pipeline_or_hhi_remote_and_never_carries_credential
     let out = bad.hhi(&["plan", "p.toml"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("p.toml:3") && err.contains("must not carry credentials"), "{err}");
+    assert!(
+        err.contains("p.toml:3") && err.contains("must not carry credentials"),
+        "{err}"
+    );
     assert!(!err.contains("topsecret"), "{err}");
 }

@@ -12,7 +12,10 @@ pidfile=/tmp/hhi-s3-$port.pid
 case "$cmd" in
 start)
   if [ ! -x "$venv/bin/moto_server" ]; then
-    python3 -m venv "$venv"
+    python3 -m venv "$venv" 2>/dev/null || {
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$venv"
+    }
     "$venv/bin/pip" install -q 'moto[server]' >/dev/null
   fi
   if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -21,12 +24,21 @@ start)
     nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"/tmp/hhi-s3-$port.log" 2>&1 &
     echo $! >"$pidfile"
   fi
-  for _ in $(seq 1 100); do
-    if curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1; then break; fi
-    sleep 0.2
-  done
-  # moto does not check signatures: an unsigned PUT creates the bucket.
-  curl -sf -X PUT "http://127.0.0.1:$port/hhi-test" >/dev/null
+  # Wait for it to answer, then create the bucket (moto does not check signatures, so an
+  # unsigned PUT does).
+  python3 - "$port" <<'PY'
+import sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/"
+for _ in range(150):
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        break
+    except Exception:
+        time.sleep(0.2)
+else:
+    sys.exit(f"moto did not answer on {url}")
+urllib.request.urlopen(urllib.request.Request(url + "hhi-test", method="PUT"), timeout=5)
+PY
   echo "S3 (moto) on http://127.0.0.1:$port, bucket hhi-test"
   ;;
 stop)

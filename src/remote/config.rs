@@ -35,10 +35,11 @@ pub fn parse_url(s: &str) -> Result<RemoteUrl, String> {
         format!("`{s}` is not a URL ({e}); use s3://bucket/prefix or file:///shared/folder")
     })?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!(
-            "the remote URL must not carry credentials (`user:…@`): set AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY, or use ~/.aws/credentials"
-        ));
+        return Err(
+            "the remote URL must not carry credentials (`user:…@`): set \
+                    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use ~/.aws/credentials"
+                .into(),
+        );
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
@@ -92,15 +93,14 @@ pub fn open(url: &RemoteUrl) -> anyhow::Result<(Arc<dyn ObjectStore>, OsPath)> {
             let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
             let files = aws_files();
             let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-            if env("AWS_ACCESS_KEY_ID").is_none() {
-                if let (Some(id), Some(secret)) = (
-                    files.get("aws_access_key_id"),
-                    files.get("aws_secret_access_key"),
-                ) {
-                    b = b.with_access_key_id(id).with_secret_access_key(secret);
-                    if let Some(t) = files.get("aws_session_token") {
-                        b = b.with_token(t);
-                    }
+            if let (None, Some(id), Some(secret)) = (
+                env("AWS_ACCESS_KEY_ID"),
+                files.get("aws_access_key_id"),
+                files.get("aws_secret_access_key"),
+            ) {
+                b = b.with_access_key_id(id).with_secret_access_key(secret);
+                if let Some(t) = files.get("aws_session_token") {
+                    b = b.with_token(t);
                 }
             }
             let region = env("AWS_REGION")
@@ -122,7 +122,11 @@ pub fn open(url: &RemoteUrl) -> anyhow::Result<(Arc<dyn ObjectStore>, OsPath)> {
             }
             let client = object_store::ClientOptions::new()
                 .with_connect_timeout(CONNECT_TIMEOUT)
-                .with_allow_http(endpoint.as_deref().is_some_and(|e| e.starts_with("http://")));
+                .with_allow_http(
+                    endpoint
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("http://")),
+                );
             let retry = object_store::RetryConfig {
                 max_retries: 3,
                 retry_timeout: RETRY_TIMEOUT,
@@ -152,7 +156,10 @@ fn aws_files() -> std::collections::HashMap<String, String> {
             .or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)))
     };
     let sections = [
-        (path("AWS_SHARED_CREDENTIALS_FILE", "credentials"), profile.clone()),
+        (
+            path("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+            profile.clone(),
+        ),
         (
             path("AWS_CONFIG_FILE", "config"),
             if profile == "default" {
@@ -169,7 +176,8 @@ fn aws_files() -> std::collections::HashMap<String, String> {
         };
         if let Some(props) = ini.section(Some(section.as_str())) {
             for (k, v) in props.iter() {
-                out.entry(k.to_ascii_lowercase()).or_insert_with(|| v.to_string());
+                out.entry(k.to_ascii_lowercase())
+                    .or_insert_with(|| v.to_string());
             }
         }
     }
@@ -196,9 +204,9 @@ impl RemoteChoice {
                 .map(Some)
                 .map_err(|e| anyhow::anyhow!("--remote: {e}")),
             RemoteChoice::Default => match std::env::var("HHI_REMOTE") {
-                Ok(u) if !u.is_empty() => {
-                    parse_url(&u).map(Some).map_err(|e| anyhow::anyhow!("HHI_REMOTE: {e}"))
-                }
+                Ok(u) if !u.is_empty() => parse_url(&u)
+                    .map(Some)
+                    .map_err(|e| anyhow::anyhow!("HHI_REMOTE: {e}")),
                 _ => Ok(from_file.cloned()),
             },
         }
@@ -241,10 +249,23 @@ mod tests {
             }
         );
         let e = parse_url("s3://AKIA:secret@bucket/x").unwrap_err();
-        assert!(e.contains("must not carry credentials") && !e.contains("secret") && !e.contains("AKIA"), "{e}");
+        assert!(
+            e.contains("must not carry credentials")
+                && !e.contains("secret")
+                && !e.contains("AKIA"),
+            "{e}"
+        );
         assert!(parse_url("gs://b/x").unwrap_err().contains("not supported"));
-        assert!(parse_url("file://host/x").unwrap_err().contains("three slashes"));
+        assert!(
+            parse_url("file://host/x")
+                .unwrap_err()
+                .contains("three slashes")
+        );
         assert!(parse_url("bucket/x").unwrap_err().contains("not a URL"));
-        assert!(parse_url("s3://b/x?endpoint=y").unwrap_err().contains("no `?query`"));
+        assert!(
+            parse_url("s3://b/x?endpoint=y")
+                .unwrap_err()
+                .contains("no `?query`")
+        );
     }
 }

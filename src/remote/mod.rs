@@ -40,6 +40,8 @@ use std::sync::{Arc, Mutex};
 /// Objects at least this large go up as multipart uploads and come down as parallel
 /// ranged reads, in parts of this size.
 const PART: usize = 16 << 20;
+/// Files at least this large are looked up on the remote before they are uploaded.
+const ASK_FIRST: u64 = 256 << 10;
 /// Requests in flight per transfer (parts of one object, or files of one folder).
 const CONCURRENCY: usize = 8;
 
@@ -110,7 +112,9 @@ impl Summary {
             s.push_str(&format!("\n  corrupt on the remote (not used): {c}"));
         }
         for f in &self.failed_uploads {
-            s.push_str(&format!("\n  upload failed (kept locally; `hhi push` retries): {f}"));
+            s.push_str(&format!(
+                "\n  upload failed (kept locally; `hhi push` retries): {f}"
+            ));
         }
         s
     }
@@ -251,7 +255,12 @@ impl Remote {
     /// objects, verifies every digest, publishes them and writes the record locally, as if
     /// the stage had run here. `Ok(None)` means: run it here (a miss, a corrupt or
     /// incomplete remote entry, or the remote being down, each reported).
-    pub fn fetch(&self, store: &Store, key: &Digest, stage: &str) -> anyhow::Result<Option<Record>> {
+    pub fn fetch(
+        &self,
+        store: &Store,
+        key: &Digest,
+        stage: &str,
+    ) -> anyhow::Result<Option<Record>> {
         if self.is_down() {
             return Ok(None);
         }
@@ -265,7 +274,12 @@ impl Remote {
                 tracing::warn!(
                     "`{stage}`: the remote's copy is corrupt ({e}); not used, running the stage here"
                 );
-                self.inner.summary.lock().expect("summary lock").corrupt.push(e);
+                self.inner
+                    .summary
+                    .lock()
+                    .expect("summary lock")
+                    .corrupt
+                    .push(e);
                 Ok(None)
             }
             Err(RemoteError::Missing(e)) => {
@@ -335,7 +349,8 @@ impl Remote {
 
     /// Downloads an object and re-hashes it without keeping it (`audit --remote`).
     pub fn verify_object(&self, out: &OutputRecord) -> Result<(), RemoteError> {
-        self.rt.block_on(self.inner.verify_object(out.digest, out.object))
+        self.rt
+            .block_on(self.inner.verify_object(out.digest, out.object))
     }
 
     /// The remote's record for `key`, errors included (`audit --remote`, `pull`).
@@ -377,7 +392,10 @@ fn short_s3_error(text: &str) -> String {
         let end = text[start..].find(b)? + start;
         Some(&text[start..end])
     };
-    match (between("<Code>", "</Code>"), between("<Message>", "</Message>")) {
+    match (
+        between("<Code>", "</Code>"),
+        between("<Message>", "</Message>"),
+    ) {
         (Some(code), Some(msg)) => {
             let head = text.split("<?xml").next().unwrap_or(text);
             let head = head.trim_end().trim_end_matches(':').trim_end();
@@ -416,7 +434,11 @@ fn explain(e: &object_store::Error) -> String {
 impl Inner {
     fn object_key(&self, d: &Digest) -> OsPath {
         let h = d.hex();
-        self.prefix.clone().join("objects").join(&h[..2]).join(&h[2..])
+        self.prefix
+            .clone()
+            .join("objects")
+            .join(&h[..2])
+            .join(&h[2..])
     }
 
     fn record_key(&self, key: &Digest) -> OsPath {
@@ -472,7 +494,11 @@ impl Inner {
         Ok(Some(rec))
     }
 
-    async fn fetch_stage(&self, store: &Store, key: &Digest) -> Result<Option<Record>, RemoteError> {
+    async fn fetch_stage(
+        &self,
+        store: &Store,
+        key: &Digest,
+    ) -> Result<Option<Record>, RemoteError> {
         let Some(rec) = self.get_record(key).await? else {
             return Ok(None);
         };
@@ -526,11 +552,13 @@ impl Inner {
             return Ok(0);
         }
         let staged = store.staging_path("fetch");
-        let result = self.download_into(&staged, out.digest, out.object, out.size).await;
+        let result = self
+            .download_into(&staged, out.digest, out.object, out.size)
+            .await;
         let publish = || -> Result<(), RemoteError> {
-            let h = store
-                .publish(&staged)
-                .map_err(|e| RemoteError::Local(anyhow!("publishing {}: {e}", out.digest.short())))?;
+            let h = store.publish(&staged).map_err(|e| {
+                RemoteError::Local(anyhow!("publishing {}: {e}", out.digest.short()))
+            })?;
             if h.digest != out.digest {
                 // Every file was verified on the way in; this would be a bug in rebuilding.
                 let _ = store.discard(&store.object_path(&h.digest));
@@ -618,8 +646,9 @@ impl Inner {
                 found.short()
             )));
         }
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| RemoteError::Corrupt(format!("folder manifest {} is not text", d.short())))?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            RemoteError::Corrupt(format!("folder manifest {} is not text", d.short()))
+        })?;
         hash::parse_manifest(text)
             .map_err(|e| RemoteError::Corrupt(format!("folder manifest {}: {e}", d.short())))
     }
@@ -661,23 +690,19 @@ impl Inner {
                 .map(|r| {
                     let (p, what) = (&p, &what);
                     async move {
-                        let bytes = self
-                            .os
-                            .get_range(p, r.clone())
-                            .await
-                            .map_err(|e| match e {
-                                object_store::Error::NotFound { .. } => {
-                                    RemoteError::Missing(format!("{what}: not on the remote"))
-                                }
-                                // A range past the end: the remote object is shorter than
-                                // the record says.
-                                object_store::Error::Generic { .. }
-                                    if e.to_string().contains("Range") =>
-                                {
-                                    RemoteError::Corrupt(format!("{what} is truncated"))
-                                }
-                                e => RemoteError::Unavailable(format!("{what}: {}", explain(&e))),
-                            })?;
+                        let bytes = self.os.get_range(p, r.clone()).await.map_err(|e| match e {
+                            object_store::Error::NotFound { .. } => {
+                                RemoteError::Missing(format!("{what}: not on the remote"))
+                            }
+                            // A range past the end: the remote object is shorter than
+                            // the record says.
+                            object_store::Error::Generic { .. }
+                                if e.to_string().contains("Range") =>
+                            {
+                                RemoteError::Corrupt(format!("{what} is truncated"))
+                            }
+                            e => RemoteError::Unavailable(format!("{what}: {}", explain(&e))),
+                        })?;
                         if bytes.len() as u64 != r.end - r.start {
                             return Err(RemoteError::Corrupt(format!("{what} is truncated")));
                         }
@@ -754,7 +779,12 @@ impl Inner {
 
     /// Uploads a stage: its objects (concurrently), then its record. Returns whether
     /// anything was sent (false when the remote had the record already).
-    async fn upload_stage(&self, store: &Store, rec: &Record, force: bool) -> Result<bool, RemoteError> {
+    async fn upload_stage(
+        &self,
+        store: &Store,
+        rec: &Record,
+        force: bool,
+    ) -> Result<bool, RemoteError> {
         // After corruption was found (in an output, or in a file of a folder output), the
         // record's presence proves nothing: walk the objects and re-send the bad ones.
         let repair = !self.bad.lock().expect("bad lock").is_empty();
@@ -794,9 +824,8 @@ impl Inner {
         match kind {
             ObjectKind::File => self.upload_file(&local, d, force).await,
             ObjectKind::Dir => {
-                let (h, entries) = hash::hash_tree(&local).map_err(|e| {
-                    RemoteError::Local(anyhow!("reading {}: {e}", local.display()))
-                })?;
+                let (h, entries) = hash::hash_tree(&local)
+                    .map_err(|e| RemoteError::Local(anyhow!("reading {}: {e}", local.display())))?;
                 if h.digest != d {
                     return Err(RemoteError::Local(anyhow!(
                         "the local object {} is damaged (it hashes to {}); run `hhi audit`",
@@ -843,7 +872,9 @@ impl Inner {
             .map_err(|e| RemoteError::Local(anyhow!("{}: {e}", local.display())))?
             .len();
         let repair = self.bad.lock().expect("bad lock").contains(&d);
-        if !force && !repair && self.exists(&key).await? {
+        // A small file costs as much to PUT as to ask about (a HEAD), and PUTting the same
+        // bytes under their own digest is harmless: only larger files are looked up first.
+        if !force && !repair && size >= ASK_FIRST && self.exists(&key).await? {
             self.summary.lock().expect("summary lock").already_there += 1;
             self.moved(size);
             return Ok(());
@@ -900,6 +931,9 @@ mod tests {
             super::short_s3_error(text),
             "Error performing list request: Server returned non-2xx status code: 404 Not Found: NoSuchBucket: The specified bucket does not exist"
         );
-        assert_eq!(super::short_s3_error("connection refused"), "connection refused");
+        assert_eq!(
+            super::short_s3_error("connection refused"),
+            "connection refused"
+        );
     }
 }

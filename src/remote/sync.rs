@@ -48,7 +48,10 @@ impl SyncReport {
 }
 
 /// The locked stages selected by `targets` (and what they depend on), in pipeline order.
-fn locked_stages(pipeline: &Pipeline, targets: &[String]) -> anyhow::Result<Vec<(String, LockedStage)>> {
+fn locked_stages(
+    pipeline: &Pipeline,
+    targets: &[String],
+) -> anyhow::Result<Vec<(String, LockedStage)>> {
     let path = pipeline.lock_path();
     let Some(lock) = LockFile::read(&path)? else {
         bail!(
@@ -83,7 +86,12 @@ fn locked_stages(pipeline: &Pipeline, targets: &[String]) -> anyhow::Result<Vec<
 }
 
 /// Uploads every locked stage the remote lacks (objects, then records).
-pub fn push(store: &Store, pipeline: &Pipeline, remote: &Remote, targets: &[String]) -> anyhow::Result<SyncReport> {
+pub fn push(
+    store: &Store,
+    pipeline: &Pipeline,
+    remote: &Remote,
+    targets: &[String],
+) -> anyhow::Result<SyncReport> {
     let mut stages = Vec::new();
     let mut problems = Vec::new();
     for (name, st) in locked_stages(pipeline, targets)? {
@@ -128,7 +136,12 @@ pub fn push(store: &Store, pipeline: &Pipeline, remote: &Remote, targets: &[Stri
 }
 
 /// Downloads every locked stage this store lacks, verifying each digest.
-pub fn pull(store: &Store, pipeline: &Pipeline, remote: &Remote, targets: &[String]) -> anyhow::Result<SyncReport> {
+pub fn pull(
+    store: &Store,
+    pipeline: &Pipeline,
+    remote: &Remote,
+    targets: &[String],
+) -> anyhow::Result<SyncReport> {
     let mut stages = Vec::new();
     let mut problems = Vec::new();
     for (name, st) in locked_stages(pipeline, targets)? {
