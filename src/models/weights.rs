@@ -5,6 +5,11 @@
 //! Models are built by asking for each tensor by its HF name and shape. Problems are
 //! collected rather than thrown, so a bad checkpoint gives one error listing every missing,
 //! unexpected and mis-shaped tensor.
+//!
+//! Files are memory-mapped, not read: a tensor is converted straight from the mapped bytes
+//! into the buffer the backend takes over (no intermediate copy), and the pages it came
+//! from are released at once (`MADV_DONTNEED`), so the peak resident memory of a load is
+//! the model itself plus one tensor, not twice the checkpoint.
 
 use anyhow::{Context, bail};
 use burn::prelude::*;
@@ -16,8 +21,50 @@ use std::path::Path;
 /// The standard deviation of a randomly initialised tensor, by its HF name.
 pub type StdFn = Box<dyn Fn(&str) -> f32>;
 
+/// A checkpoint file's bytes: mapped (read lazily), or owned (handed to `from_bytes`).
+enum Blob {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Blob {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Blob::Mapped(m) => m,
+            Blob::Owned(v) => v,
+        }
+    }
+
+    /// Drops the mapped pages of `range` from this process's memory (they stay in the page
+    /// cache): a tensor is read once, so keeping them resident only doubles the peak.
+    fn release(&self, range: &std::ops::Range<usize>) {
+        let Blob::Mapped(m) = self else { return };
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        let base = m.as_ptr() as usize;
+        let start = (base + range.start).next_multiple_of(page);
+        let end = (base + range.end) / page * page;
+        if end > start {
+            // SAFETY: [start, end) lies inside the mapping, which stays mapped; a private
+            // read-only file mapping refaults the same bytes if they are read again.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+            }
+        }
+    }
+}
+
+/// Where one tensor lies: which blob, its dtype and shape, its byte range.
+struct Stored {
+    blob: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    range: std::ops::Range<usize>,
+}
+
 pub struct Weights {
-    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    blobs: Vec<Blob>,
+    tensors: HashMap<String, Stored>,
     /// Set for [`Weights::random`]: every request is answered with fresh values, normal
     /// with the standard deviation this function gives for the tensor's name.
     random: Option<RefCell<(rand_chacha::ChaCha8Rng, StdFn)>>,
@@ -29,6 +76,15 @@ pub struct Weights {
 
 fn to_f32(dtype: Dtype, bytes: &[u8], name: &str) -> anyhow::Result<Vec<f32>> {
     Ok(match dtype {
+        // The common case, and most of a load's time: one copy from the mapped file into
+        // the tensor's buffer (safetensors aligns data, so this is a plain memcpy).
+        Dtype::F32 if cfg!(target_endian = "little") => match bytemuck::try_cast_slice(bytes) {
+            Ok(floats) => floats.to_vec(),
+            Err(_) => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        },
         Dtype::F32 => bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -80,23 +136,30 @@ impl Weights {
                 dir.display()
             );
         };
-        let mut tensors = HashMap::new();
+        let mut w = Weights::new(dir.display().to_string());
         for f in &files {
-            let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-            Self::add_bytes(&mut tensors, &bytes, &f.display().to_string())?;
+            let file =
+                std::fs::File::open(f).with_context(|| format!("reading {}", f.display()))?;
+            // SAFETY: the map is read-only and private. A checkpoint truncated or rewritten
+            // while it is being loaded could fault; that is the usual caveat of mapping a
+            // file, accepted by safetensors' own loaders, for loading without a copy.
+            let map = unsafe { memmap2::Mmap::map(&file) }
+                .with_context(|| format!("mapping {}", f.display()))?;
+            w.add_blob(Blob::Mapped(map), &f.display().to_string())?;
         }
-        Ok(Weights::new(tensors, dir.display().to_string()))
+        Ok(w)
     }
 
     pub fn from_bytes(bytes: &[u8], source: &str) -> anyhow::Result<Weights> {
-        let mut tensors = HashMap::new();
-        Self::add_bytes(&mut tensors, bytes, source)?;
-        Ok(Weights::new(tensors, source.to_string()))
+        let mut w = Weights::new(source.to_string());
+        w.add_blob(Blob::Owned(bytes.to_vec()), source)?;
+        Ok(w)
     }
 
-    fn new(tensors: HashMap<String, (Vec<usize>, Vec<f32>)>, source: String) -> Weights {
+    fn new(source: String) -> Weights {
         Weights {
-            tensors,
+            blobs: Vec::new(),
+            tensors: HashMap::new(),
             random: None,
             used: Default::default(),
             missing: Default::default(),
@@ -116,7 +179,7 @@ impl Weights {
     /// `transformers` init scales each matrix differently (T5: [`crate::models::t5::T5Config::init_std`]).
     pub fn random_by(seed: u64, std: StdFn) -> Weights {
         use rand::SeedableRng;
-        let mut w = Weights::new(HashMap::new(), format!("random init (seed {seed})"));
+        let mut w = Weights::new(format!("random init (seed {seed})"));
         w.random = Some(RefCell::new((
             rand_chacha::ChaCha8Rng::seed_from_u64(seed),
             std,
@@ -124,18 +187,38 @@ impl Weights {
         w
     }
 
-    fn add_bytes(
-        into: &mut HashMap<String, (Vec<usize>, Vec<f32>)>,
-        bytes: &[u8],
-        source: &str,
-    ) -> anyhow::Result<()> {
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| anyhow::anyhow!("{source} is not a valid safetensors file ({e}); is it truncated or still downloading?"))?;
-        for (name, view) in st.tensors() {
-            let data = to_f32(view.dtype(), view.data(), &name)?;
-            into.insert(name.to_string(), (view.shape().to_vec(), data));
+    /// Indexes a safetensors file's tensors (nothing is converted yet).
+    fn add_blob(&mut self, blob: Blob, source: &str) -> anyhow::Result<()> {
+        let index = self.blobs.len();
+        {
+            let bytes = blob.bytes();
+            let st = SafeTensors::deserialize(bytes)
+                .map_err(|e| anyhow::anyhow!("{source} is not a valid safetensors file ({e}); is it truncated or still downloading?"))?;
+            for (name, view) in st.tensors() {
+                // Unsupported dtypes fail here, naming the tensor, not halfway through a load.
+                to_f32(view.dtype(), &[], &name)?;
+                let start = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
+                self.tensors.insert(
+                    name.to_string(),
+                    Stored {
+                        blob: index,
+                        dtype: view.dtype(),
+                        shape: view.shape().to_vec(),
+                        range: start..start + view.data().len(),
+                    },
+                );
+            }
         }
+        self.blobs.push(blob);
         Ok(())
+    }
+
+    /// A stored tensor's values as f32, its pages released afterwards.
+    fn values(&self, name: &str, s: &Stored) -> anyhow::Result<Vec<f32>> {
+        let blob = &self.blobs[s.blob];
+        let v = to_f32(s.dtype, &blob.bytes()[s.range.clone()], name);
+        blob.release(&s.range);
+        v
     }
 
     /// The stored name for `name`: exact, or without its first component (a base model
@@ -195,14 +278,23 @@ impl Weights {
             return Tensor::zeros(shape, device);
         };
         self.used.borrow_mut().insert(key.clone());
-        let (s, data) = &self.tensors[&key];
-        if s.as_slice() != shape.as_slice() {
-            self.misshaped
-                .borrow_mut()
-                .push(format!("{name}: expected {shape:?}, found {s:?}"));
+        let stored = &self.tensors[&key];
+        if stored.shape.as_slice() != shape.as_slice() {
+            self.misshaped.borrow_mut().push(format!(
+                "{name}: expected {shape:?}, found {:?}",
+                stored.shape
+            ));
             return Tensor::zeros(shape, device);
         }
-        Tensor::from_data(TensorData::new(data.clone(), shape), device)
+        match self.values(&key, stored) {
+            // `TensorData::new` takes the vector's buffer, and burn-flex keeps it as the
+            // tensor's storage: one allocation per tensor, no copy.
+            Ok(v) => Tensor::from_data(TensorData::new(v, shape), device),
+            Err(e) => {
+                self.misshaped.borrow_mut().push(format!("{name}: {e}"));
+                Tensor::zeros(shape, device)
+            }
+        }
     }
 
     /// A 0-D tensor (a scalar such as CLIP's `logit_scale`; burn has no 0-D tensors). A
@@ -216,14 +308,16 @@ impl Weights {
             return init;
         };
         self.used.borrow_mut().insert(key.clone());
-        let (shape, data) = &self.tensors[&key];
-        if data.len() != 1 {
-            self.misshaped
-                .borrow_mut()
-                .push(format!("{name}: expected [], found {shape:?}"));
-            return init;
+        let stored = &self.tensors[&key];
+        match self.values(&key, stored) {
+            Ok(v) if v.len() == 1 => v[0],
+            _ => {
+                self.misshaped
+                    .borrow_mut()
+                    .push(format!("{name}: expected [], found {:?}", stored.shape));
+                init
+            }
         }
-        data[0]
     }
 
     /// Like [`Weights::get`] for a tensor that may be absent (returns `None` then).
@@ -249,7 +343,7 @@ impl Weights {
             .tensors
             .iter()
             .filter(|(k, _)| !used.contains(*k))
-            .map(|(k, (s, _))| format!("{k} {s:?}"))
+            .map(|(k, s)| format!("{k} {:?}", s.shape))
             .collect();
         unexpected.sort();
         let (missing, misshaped) = (self.missing.into_inner(), self.misshaped.into_inner());
@@ -351,4 +445,45 @@ pub fn read_config<C: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text)
         .with_context(|| format!("{} is not a config this model understands", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    type B = crate::models::Cpu;
+
+    #[test]
+    fn a_mapped_checkpoint_reads_each_tensor_again_after_its_pages_are_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = Default::default();
+        // Large enough to span many pages, so releasing them is exercised.
+        let values: Vec<f32> = (0..300_000).map(|i| i as f32 * 0.5 - 7.0).collect();
+        let t = Tensor::<B, 2>::from_data(TensorData::new(values.clone(), [600, 500]), &dev);
+        let mut ex = Export::default();
+        ex.put("a.weight", &t);
+        ex.put("b.bias", &Tensor::<B, 1>::from_data([1.5f32, -2.0], &dev));
+        ex.save(&dir.path().join("model.safetensors")).unwrap();
+        let w = Weights::from_folder(dir.path()).unwrap();
+        for _ in 0..2 {
+            let got = w.get::<B, 2>("a.weight", [600, 500], &dev);
+            assert_eq!(got.into_data().to_vec::<f32>().unwrap(), values);
+        }
+        let _ = w.get::<B, 1>("b.bias", [3], &dev);
+        let e = w.finish().unwrap_err().to_string();
+        assert!(e.contains("b.bias: expected [3], found [2]"), "{e}");
+    }
+
+    #[test]
+    fn half_precision_and_integer_tensors_convert_and_unsupported_dtypes_are_named() {
+        assert_eq!(
+            to_f32(Dtype::F16, &half::f16::from_f32(1.5).to_le_bytes(), "x").unwrap(),
+            vec![1.5]
+        );
+        assert_eq!(
+            to_f32(Dtype::I64, &7i64.to_le_bytes(), "x").unwrap(),
+            vec![7.0]
+        );
+        let e = to_f32(Dtype::BOOL, &[1], "mask").unwrap_err().to_string();
+        assert!(e.contains("`mask`"), "{e}");
+    }
 }
