@@ -364,6 +364,40 @@ impl<B: Backend> AttentionLayer<B> {
         }
     }
 
+    /// Self-attention: `h + SelfAttention(layer_norm(h))`. With a cache (the decoder's),
+    /// this step's keys and values are appended to layer `i`'s and all of them attended to.
+    fn forward_self(
+        &self,
+        h: Tensor<B, 3>,
+        bias: Option<Tensor<B, 4>>,
+        mask: Option<Tensor<B, 4, Bool>>,
+        cache: Option<(&mut super::KvCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
+        let x = self.layer_norm.forward(h.clone());
+        let (mut k, mut v) = self.attention.key_values(x.clone());
+        if let Some((c, i)) = cache {
+            (k, v) = c.append(i, k, v);
+        }
+        h + self.attention.attend(x, k, v, bias, mask)
+    }
+
+    /// Cross-attention: `h + EncDecAttention(layer_norm(h))` over the encoder's keys and
+    /// values `kv` (see [`AttentionLayer::key_values`]), ignoring masked source positions.
+    fn forward_cross(
+        &self,
+        h: Tensor<B, 3>,
+        (k, v): (Tensor<B, 4>, Tensor<B, 4>),
+        mask: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 3> {
+        let x = self.layer_norm.forward(h.clone());
+        h + self.attention.attend(x, k, v, None, mask)
+    }
+
+    /// Keys and values of `x` for this attention (the encoder states, for cross-attention).
+    fn key_values(&self, x: Tensor<B, 3>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        self.attention.key_values(x)
+    }
+
     fn export(&self, name: &str, out: &mut Export) {
         self.layer_norm.export(&format!("{name}.layer_norm"), out);
         self.attention.export(&format!("{name}.{}", self.kind), out);
@@ -445,7 +479,43 @@ pub struct Block<B: Backend> {
     pub feed_forward: FeedForward<B>,
 }
 
+/// Which `layer.N` of a block holds the feed-forward: after the self-attention, and in the
+/// decoder after the cross-attention too. `load` and `export` both ask here.
+fn feed_forward_layer(decoder: bool) -> usize {
+    if decoder { 2 } else { 1 }
+}
+
 impl<B: Backend> Block<B> {
+    /// An encoder block: self-attention over every (unpadded) position, then the
+    /// feed-forward.
+    fn forward_encoder(
+        &self,
+        h: Tensor<B, 3>,
+        bias: Option<Tensor<B, 4>>,
+        pad: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 3> {
+        let h = self.self_attention.forward_self(h, bias, pad, None);
+        self.feed_forward.forward(h)
+    }
+
+    /// A decoder block: causal self-attention (cached in `cache`'s layer if given), cross-
+    /// attention over the encoder keys/values `cross`, then the feed-forward.
+    fn forward_decoder(
+        &self,
+        h: Tensor<B, 3>,
+        bias: Option<Tensor<B, 4>>,
+        mask: Tensor<B, 4, Bool>,
+        cross: Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+        cross_pad: Option<Tensor<B, 4, Bool>>,
+        cache: Option<(&mut super::KvCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
+        let mut h = self.self_attention.forward_self(h, bias, Some(mask), cache);
+        if let (Some(ca), Some(kv)) = (&self.cross_attention, cross) {
+            h = ca.forward_cross(h, kv, cross_pad);
+        }
+        self.feed_forward.forward(h)
+    }
+
     fn load(
         w: &Weights,
         name: &str,
@@ -468,17 +538,16 @@ impl<B: Backend> Block<B> {
             ),
             cross_attention: decoder
                 .then(|| AttentionLayer::load(w, &l(1), "EncDecAttention", c, false, false, dev)),
-            feed_forward: FeedForward::load(w, &l(if decoder { 2 } else { 1 }), c, act, gated, dev),
+            feed_forward: FeedForward::load(w, &l(feed_forward_layer(decoder)), c, act, gated, dev),
         }
     }
 
     fn export(&self, name: &str, out: &mut Export) {
         self.self_attention.export(&format!("{name}.layer.0"), out);
-        let mut n = 1;
         if let Some(ca) = &self.cross_attention {
             ca.export(&format!("{name}.layer.1"), out);
-            n = 2;
         }
+        let n = feed_forward_layer(self.cross_attention.is_some());
         self.feed_forward.export(&format!("{name}.layer.{n}"), out);
     }
 }
@@ -660,11 +729,7 @@ impl<B: Backend> T5<B> {
         let bias = self.encoder.position_bias(s, s, 0, &h.device());
         let pad = mask.map(key_padding_mask);
         for b in &self.encoder.block {
-            let sa = &b.self_attention;
-            let x = sa.layer_norm.forward(h.clone());
-            let (k, v) = sa.attention.key_values(x.clone());
-            h = h + sa.attention.attend(x, k, v, bias.clone(), pad.clone());
-            h = b.feed_forward.forward(h);
+            h = b.forward_encoder(h, bias.clone(), pad.clone());
         }
         self.encoder.final_layer_norm.forward(h)
     }
@@ -702,36 +767,35 @@ impl<B: Backend> T5<B> {
         let bias = self.decoder.position_bias(t, past + t, past, &dev);
         let mask = causal_mask::<B>(t, past + t, &dev);
         for (i, b) in self.decoder.block.iter().enumerate() {
-            let sa = &b.self_attention;
-            let x = sa.layer_norm.forward(h.clone());
-            let (mut k, mut v) = sa.attention.key_values(x.clone());
-            if let Some(c) = cache.as_deref_mut() {
-                (k, v) = c.self_attn.append(i, k, v);
-            }
-            h = h + sa
-                .attention
-                .attend(x, k, v, bias.clone(), Some(mask.clone()));
-
-            if let Some(ca) = &b.cross_attention {
-                let x = ca.layer_norm.forward(h.clone());
-                let (k, v) = match cache.as_deref_mut() {
+            // The encoder's keys/values: computed on a cache's first step and kept (again
+            // if `enc`'s batch or length changed), or computed for this call.
+            let cross = b
+                .cross_attention
+                .as_ref()
+                .map(|ca| match cache.as_deref_mut() {
                     Some(c) => {
-                        let fresh = match &c.cross_attn[i] {
+                        let stale = match &c.cross_attn[i] {
                             Some((k, _)) => k.dims()[0] != eb || k.dims()[2] != es,
                             None => true,
                         };
-                        if fresh {
-                            c.cross_attn[i] = Some(ca.attention.key_values(enc.clone()));
+                        if stale {
+                            c.cross_attn[i] = Some(ca.key_values(enc.clone()));
                         }
                         c.cross_attn[i]
                             .clone()
                             .expect("cross-attention cache filled")
                     }
-                    None => ca.attention.key_values(enc.clone()),
-                };
-                h = h + ca.attention.attend(x, k, v, None, cross_pad.clone());
-            }
-            h = b.feed_forward.forward(h);
+                    None => ca.key_values(enc.clone()),
+                });
+            let self_cache = cache.as_deref_mut().map(|c| (&mut c.self_attn, i));
+            h = b.forward_decoder(
+                h,
+                bias.clone(),
+                mask.clone(),
+                cross,
+                cross_pad.clone(),
+                self_cache,
+            );
         }
         self.head(self.decoder.final_layer_norm.forward(h))
     }
