@@ -10,6 +10,7 @@ pub mod generate;
 pub mod gpt2;
 pub mod gpt_neo;
 pub mod init;
+pub mod matvec;
 pub mod nn;
 pub mod t5;
 pub mod train;

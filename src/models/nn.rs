@@ -58,7 +58,12 @@ impl<B: Backend> Dense<B> {
         let rows = x.shape().num_elements() / d_in.max(1);
         let w = self.weight.val();
         dims[D - 1] = w.dims()[1];
-        let y = x.reshape([rows, d_in]).matmul(w);
+        let x = x.reshape([rows, d_in]);
+        // A generation step (a few rows): the CPU backend's streaming product.
+        let y = match super::matvec::small_matmul(&x, &w) {
+            Some(y) => y,
+            None => x.matmul(w),
+        };
         let y = match &self.bias {
             Some(b) => y + b.val().unsqueeze(),
             None => y,
@@ -183,9 +188,11 @@ pub fn lm_logits<B: Backend>(
             let [b, t, d] = h.dims();
             let w = wte.weight.val();
             let v = w.dims()[0];
-            w.matmul(h.reshape([b * t, d]).transpose())
-                .transpose()
-                .reshape([b, t, v])
+            let h = h.reshape([b * t, d]);
+            if let Some(y) = super::matvec::small_matmul(&h, &w.clone().transpose()) {
+                return y.reshape([b, t, v]);
+            }
+            w.matmul(h.transpose()).transpose().reshape([b, t, v])
         }
     }
 }
