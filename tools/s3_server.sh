@@ -3,7 +3,8 @@
 # moto's server mode (PyPI `moto[server]`), in its own virtualenv.
 #   tools/s3_server.sh start [PORT]   install if needed, start, create the bucket `hhi-test`
 #   tools/s3_server.sh stop [PORT]
-# Then: HHI_TEST_S3=http://127.0.0.1:PORT (default 9390).
+# Then: HHI_TEST_S3=http://127.0.0.1:PORT (default 9390). The virtualenv is /opt/hhi-s3
+# unless HHI_S3_VENV names another (a user who cannot write /opt).
 set -euo pipefail
 cmd=${1:-start}
 port=${2:-9390}
