@@ -97,16 +97,32 @@ fn remote_for(
     crate::remote::Remote::open(&url, true)
 }
 
+/// The arguments of `hhi push` and `hhi pull`.
+#[derive(clap::Args)]
+struct SyncArgs {
+    /// The pipeline file (P.toml); its P.lock names what to transfer.
+    pipeline: PathBuf,
+    /// Only this stage and what it depends on (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    target: Vec<String>,
+    /// The remote [default: $HHI_REMOTE, else the pipeline's `remote`].
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// `hhi push` (`up`) or `hhi pull`.
 fn sync_command(
     store: &Store,
-    p: &Pipeline,
-    target: &[String],
-    remote: Option<&str>,
-    json: bool,
+    registry: &Registry,
+    args: &SyncArgs,
     up: bool,
 ) -> anyhow::Result<ExitCode> {
-    let r = remote_for(p, store, remote)?;
+    let (target, json) = (&args.target, args.json);
+    let p = &Pipeline::load(&args.pipeline, registry)?;
+    let r = remote_for(p, store, args.remote.as_deref())?;
     let what = if up { "hhi push" } else { "hhi pull" };
     // Under the store lock: a push reads objects that `gc` must not remove meanwhile, and
     // a pull writes into the store.
@@ -198,33 +214,9 @@ enum Cmd {
         remote: RemoteArgs,
     },
     /// Upload what P.lock names to the remote cache (records last), skipping what is there.
-    Push {
-        /// The pipeline file (P.toml); its P.lock names what to upload.
-        pipeline: PathBuf,
-        /// Only this stage and what it depends on (repeatable).
-        #[arg(long, value_name = "STAGE")]
-        target: Vec<String>,
-        /// The remote [default: $HHI_REMOTE, else the pipeline's `remote`].
-        #[arg(long, value_name = "URL")]
-        remote: Option<String>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Push(SyncArgs),
     /// Download what P.lock names from the remote cache, verifying every digest.
-    Pull {
-        /// The pipeline file (P.toml); its P.lock names what to download.
-        pipeline: PathBuf,
-        /// Only this stage and what it depends on (repeatable).
-        #[arg(long, value_name = "STAGE")]
-        target: Vec<String>,
-        /// The remote [default: $HHI_REMOTE, else the pipeline's `remote`].
-        #[arg(long, value_name = "URL")]
-        remote: Option<String>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Pull(SyncArgs),
     /// Run one stage from a job file written by `hhi run` (what a Slurm job executes).
     #[command(hide = true)]
     ExecStage {
@@ -551,32 +543,8 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Cmd::Push {
-            pipeline,
-            target,
-            remote,
-            json,
-        } => sync_command(
-            &store,
-            &load(&pipeline)?,
-            &target,
-            remote.as_deref(),
-            json,
-            true,
-        ),
-        Cmd::Pull {
-            pipeline,
-            target,
-            remote,
-            json,
-        } => sync_command(
-            &store,
-            &load(&pipeline)?,
-            &target,
-            remote.as_deref(),
-            json,
-            false,
-        ),
+        Cmd::Push(args) => sync_command(&store, registry, &args, true),
+        Cmd::Pull(args) => sync_command(&store, registry, &args, false),
         Cmd::ExecStage { job } => {
             let rec = crate::slurm::exec_stage(&store, registry, &job)?;
             outln(format_args!("{} {}", rec.stage, rec.key))?;
