@@ -82,19 +82,34 @@ fn remote_for(
     pipeline: &Pipeline,
     store: &Store,
     url: Option<&str>,
+    command: &str,
 ) -> anyhow::Result<crate::remote::Remote> {
     let choice = match url {
         Some(u) if !u.is_empty() => crate::remote::RemoteChoice::Url(u.to_string()),
         _ => crate::remote::RemoteChoice::Default,
     };
-    let Some(url) = choice.resolve(pipeline.remote.as_ref())? else {
-        anyhow::bail!(
-            "no remote cache is configured: give --remote URL, set HHI_REMOTE, or add `remote = \"s3://bucket/prefix\"` to [pipeline] in {}",
-            pipeline.path.display()
-        );
-    };
-    crate::remote::config::check_not_the_store(&url, store.root())?;
+    let url = crate::remote::resolve_url(pipeline, store, &choice, Some(command))?
+        .expect("resolve_url fails rather than answer None when a remote is needed");
     crate::remote::Remote::open(&url, true)
+}
+
+/// Prints a report (JSON or text) and turns its verdict into the exit status.
+fn print_report(
+    report: &impl serde::Serialize,
+    text: String,
+    json: bool,
+    ok: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        outln(serde_json::to_string_pretty(report)?)?;
+    } else {
+        out(text)?;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The arguments of `hhi push` and `hhi pull`.
@@ -122,8 +137,8 @@ fn sync_command(
 ) -> anyhow::Result<ExitCode> {
     let (target, json) = (&args.target, args.json);
     let p = &Pipeline::load(&args.pipeline, registry)?;
-    let r = remote_for(p, store, args.remote.as_deref())?;
     let what = if up { "hhi push" } else { "hhi pull" };
+    let r = remote_for(p, store, args.remote.as_deref(), what)?;
     // Under the store lock: a push reads objects that `gc` must not remove meanwhile, and
     // a pull writes into the store.
     let _lock = crate::store::lock::StoreLock::acquire(store.root(), true, what)?;
@@ -136,16 +151,7 @@ fn sync_command(
         store.clean_tmp()?;
         crate::remote::sync::pull(store, p, &r, target)?
     };
-    if json {
-        outln(serde_json::to_string_pretty(&report)?)?;
-    } else {
-        out(report.render())?;
-    }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    print_report(&report, report.render(), json, report.ok())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -660,30 +666,12 @@ fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<ExitCode> {
                         "--remote audits the remote only; run --reproduce or --all without it"
                     );
                 }
-                let r = remote_for(&p, &store, Some(&url))?;
+                let r = remote_for(&p, &store, Some(&url), "hhi audit --remote")?;
                 let report = crate::remote::sync::audit_remote(&p, &r)?;
-                if json {
-                    outln(serde_json::to_string_pretty(&report)?)?;
-                } else {
-                    out(report.render())?;
-                }
-                return Ok(if report.ok() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                });
+                return print_report(&report, report.render(), json, report.ok());
             }
             let report = crate::audit::audit(&store, &p, all, reproduce.as_deref())?;
-            if json {
-                outln(serde_json::to_string_pretty(&report)?)?;
-            } else {
-                out(report.render())?;
-            }
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            print_report(&report, report.render(), json, report.ok())
         }
         Cmd::Path { output, pipeline } => {
             let p = pipeline.as_ref().map(load).transpose()?;

@@ -131,14 +131,14 @@ pub struct RunReport {
     /// What the remote cache did in this run, when one was in use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<crate::remote::Summary>,
-    /// `--remote-required` and an upload failed.
-    #[serde(skip)]
-    pub remote_failed: bool,
 }
 
 impl RunReport {
     pub fn success(&self) -> bool {
-        !self.remote_failed
+        !self
+            .remote
+            .as_ref()
+            .is_some_and(crate::remote::Summary::failed_required)
             && !self
                 .stages
                 .iter()
@@ -450,9 +450,10 @@ pub fn run(pipeline: &Pipeline, store: Arc<Store>, opts: &RunOptions) -> anyhow:
         .max_blocking_threads(blocking_threads(pipeline, opts))
         .build()
         .context("starting the scheduler")?;
-    let remote = open_remote(pipeline, &store, opts)?;
+    // Opened before the scheduler's runtime: the remote has its own.
+    let remote = crate::remote::for_run(pipeline, &store, &opts.remote, opts.remote_required)?;
     let mut report = rt.block_on(schedule(pipeline, store.clone(), opts, remote.clone()))?;
-    finish_remote(&mut report, remote, opts);
+    finish_remote(&mut report, remote);
     store.stat.save().ok();
     // The run's facts beside each report are a convenience for the page, not a result: a
     // failure to write them is a warning, never a failed run.
@@ -530,14 +531,15 @@ pub fn run_sweep(
         .max_blocking_threads(blocking_threads(&merged.pipeline, opts))
         .build()
         .context("starting the scheduler")?;
-    let remote = open_remote(&merged.pipeline, &store, opts)?;
+    let remote =
+        crate::remote::for_run(&merged.pipeline, &store, &opts.remote, opts.remote_required)?;
     let mut all = rt.block_on(schedule(
         &merged.pipeline,
         store.clone(),
         &mopts,
         remote.clone(),
     ))?;
-    finish_remote(&mut all, remote, opts);
+    finish_remote(&mut all, remote);
     store.stat.save().ok();
     let mut reports = Vec::new();
     for (v, var) in variants.iter().enumerate() {
@@ -594,7 +596,6 @@ pub fn run_sweep(
             wrote_lock: false,
             // The merged graph's transfers, told once, with the first variant.
             remote: if v == 0 { all.remote.clone() } else { None },
-            remote_failed: all.remote_failed,
         };
         match crate::report::run::write_facts(&var.pipeline, &report, &store) {
             Ok(pages) => report.reports = pages,
@@ -683,18 +684,22 @@ fn run_read_only(
         overrides: opts.overrides.clone(),
         wrote_lock: opts.write_lock,
         remote: None,
-        remote_failed: false,
     })
 }
 
 /// The stages a run covers: all, or the targets and everything they depend on.
 fn selection(pipeline: &Pipeline, opts: &RunOptions) -> BTreeSet<usize> {
-    if opts.targets.is_empty() {
+    selected(pipeline, &opts.targets)
+}
+
+/// The stages `targets` name and everything they depend on; every stage when empty.
+pub fn selected(pipeline: &Pipeline, targets: &[String]) -> BTreeSet<usize> {
+    if targets.is_empty() {
         (0..pipeline.stages.len()).collect()
     } else {
         // By name, every stage of that name: a sweep's merged graph has one per variant.
         let idx: Vec<usize> = (0..pipeline.stages.len())
-            .filter(|&i| opts.targets.contains(&pipeline.stages[i].name))
+            .filter(|&i| targets.contains(&pipeline.stages[i].name))
             .collect();
         pipeline.dag.ancestors(&idx)
     }
@@ -1011,32 +1016,14 @@ async fn schedule(
         overrides: opts.overrides.clone(),
         wrote_lock: opts.write_lock,
         remote: None,
-        remote_failed: false,
     })
-}
-
-/// Opens the run's remote cache (before the scheduler's runtime: the remote has its own).
-fn open_remote(
-    pipeline: &Pipeline,
-    store: &Store,
-    opts: &RunOptions,
-) -> anyhow::Result<Option<Arc<crate::remote::Remote>>> {
-    crate::remote::for_run(pipeline, store, &opts.remote, opts.remote_required)
 }
 
 /// Waits for the uploads still in flight, which finish before the run ends (and before
 /// the store lock is released, so `gc` cannot take an object from under them), and adds
 /// the remote's summary to the report.
-fn finish_remote(
-    report: &mut RunReport,
-    remote: Option<Arc<crate::remote::Remote>>,
-    opts: &RunOptions,
-) {
-    if let Some(r) = remote {
-        let summary = r.finish();
-        report.remote_failed = opts.remote_required && !summary.failed_uploads.is_empty();
-        report.remote = Some(summary);
-    }
+fn finish_remote(report: &mut RunReport, remote: Option<Arc<crate::remote::Remote>>) {
+    report.remote = remote.map(|r| r.finish());
 }
 
 /// On the blocking pool: decide a stage (hashing and importing its file inputs) and, if

@@ -59,14 +59,7 @@ fn s3_hhi(p: &Project, ep: &str, args: &[&str]) -> Output {
 }
 
 fn s3_ok(p: &Project, ep: &str, args: &[&str]) -> String {
-    let out = s3_hhi(p, ep, args);
-    assert!(
-        out.status.success(),
-        "hhi {args:?} failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    common::succeeded(args, s3_hhi(p, ep, args))
 }
 
 /// The bucket, for reading and damaging what hhi put there.

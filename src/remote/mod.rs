@@ -91,6 +91,15 @@ pub struct Summary {
     pub unavailable: Option<String>,
     /// Uploads that failed (the results stay local; `hhi push` retries).
     pub failed_uploads: Vec<String>,
+    /// `--remote-required`: then a failed upload fails the run.
+    pub required: bool,
+}
+
+impl Summary {
+    /// Whether the remote let the run down where it was required.
+    pub fn failed_required(&self) -> bool {
+        self.required && !self.failed_uploads.is_empty()
+    }
 }
 
 impl Summary {
@@ -196,6 +205,7 @@ impl Remote {
                 bad: Mutex::new(HashSet::new()),
                 summary: Mutex::new(Summary {
                     url: url.to_string(),
+                    required,
                     ..Default::default()
                 }),
                 bar: Mutex::new(None),
@@ -372,17 +382,36 @@ pub fn for_run(
     choice: &RemoteChoice,
     required: bool,
 ) -> anyhow::Result<Option<Arc<Remote>>> {
+    match resolve_url(
+        pipeline,
+        store,
+        choice,
+        required.then_some("--remote-required"),
+    )? {
+        Some(url) => Ok(Remote::connect(&url, required)?.map(Arc::new)),
+        None => Ok(None),
+    }
+}
+
+/// The remote URL in force for `pipeline` (see [`RemoteChoice`]), checked not to be the
+/// store itself. With `needed_by`, having none is an error naming what needed it.
+pub fn resolve_url(
+    pipeline: &crate::pipeline::Pipeline,
+    store: &Store,
+    choice: &RemoteChoice,
+    needed_by: Option<&str>,
+) -> anyhow::Result<Option<RemoteUrl>> {
     let Some(url) = choice.resolve(pipeline.remote.as_ref())? else {
-        if required {
+        if let Some(what) = needed_by {
             anyhow::bail!(
-                "--remote-required, but no remote is configured: give --remote URL, set HHI_REMOTE, or add `remote = \"s3://bucket/prefix\"` to [pipeline] in {}",
+                "{what} needs a remote cache and none is configured: give --remote URL, set HHI_REMOTE, or add `remote = \"s3://bucket/prefix\"` to [pipeline] in {}",
                 pipeline.path.display()
             );
         }
         return Ok(None);
     };
     config::check_not_the_store(&url, store.root())?;
-    Ok(Remote::connect(&url, required)?.map(Arc::new))
+    Ok(Some(url))
 }
 
 /// An S3 error body (XML) cut down to its code and message.
@@ -463,6 +492,11 @@ impl Inner {
         }
     }
 
+    /// The whole object at `p`.
+    async fn get_bytes(&self, p: &OsPath) -> object_store::Result<Bytes> {
+        self.os.get(p).await?.bytes().await
+    }
+
     async fn exists(&self, p: &OsPath) -> Result<bool, RemoteError> {
         match self.os.head(p).await {
             Ok(_) => Ok(true),
@@ -473,11 +507,8 @@ impl Inner {
 
     async fn get_record(&self, key: &Digest) -> Result<Option<Record>, RemoteError> {
         let p = self.record_key(key);
-        let bytes = match self.os.get(&p).await {
-            Ok(r) => r
-                .bytes()
-                .await
-                .map_err(|e| RemoteError::Unavailable(explain(&e)))?,
+        let bytes = match self.get_bytes(&p).await {
+            Ok(b) => b,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(RemoteError::Unavailable(explain(&e))),
         };
@@ -633,11 +664,10 @@ impl Inner {
     /// A folder object's manifest, verified against the folder's digest.
     async fn manifest(&self, d: Digest) -> Result<Vec<Entry>, RemoteError> {
         let p = self.object_key(&d);
-        let bytes = match self.os.get(&p).await {
-            Ok(r) => r.bytes().await,
-            Err(e) => Err(e),
-        }
-        .map_err(|e| RemoteError::from_store(e, &format!("folder manifest {}", d.short())))?;
+        let bytes = self
+            .get_bytes(&p)
+            .await
+            .map_err(|e| RemoteError::from_store(e, &format!("folder manifest {}", d.short())))?;
         let found = Digest::of_bytes(&bytes);
         if found != d {
             return Err(RemoteError::Corrupt(format!(
@@ -718,11 +748,10 @@ impl Inner {
                 .try_collect::<Vec<()>>()
                 .await?;
         } else {
-            let bytes = match self.os.get(&p).await {
-                Ok(r) => r.bytes().await,
-                Err(e) => Err(e),
-            }
-            .map_err(|e| RemoteError::from_store(e, &what))?;
+            let bytes = self
+                .get_bytes(&p)
+                .await
+                .map_err(|e| RemoteError::from_store(e, &what))?;
             file.write_all_at(&bytes, 0)
                 .map_err(|e| RemoteError::Local(e.into()))?;
             self.moved(bytes.len() as u64);

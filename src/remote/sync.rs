@@ -60,18 +60,10 @@ fn locked_stages(
             pipeline.path.display()
         );
     };
-    let mut roots = Vec::new();
-    for t in targets {
-        match pipeline.stage_index(t) {
-            Some(i) => roots.push(i),
-            None => bail!("no stage named `{t}` in {}", pipeline.path.display()),
-        }
+    if let Some(t) = targets.iter().find(|t| pipeline.stage_index(t).is_none()) {
+        bail!("no stage named `{t}` in {}", pipeline.path.display());
     }
-    let selected = if roots.is_empty() {
-        (0..pipeline.stages.len()).collect()
-    } else {
-        pipeline.dag.ancestors(&roots)
-    };
+    let selected = crate::scheduler::selected(pipeline, targets);
     let mut out = Vec::new();
     for &i in &pipeline.order {
         let name = &pipeline.stages[i].name;
@@ -120,8 +112,7 @@ pub fn push(
             Ok(true) => stages.push((name, "pushed".into())),
             Ok(false) => stages.push((name, "already on the remote".into())),
             Err(e) => {
-                problems.push(format!("`{name}`: {e}"));
-                if matches!(e, RemoteError::Unavailable(_)) {
+                if gives_up(&mut problems, &name, e) {
                     break;
                 }
             }
@@ -161,8 +152,7 @@ pub fn pull(
                 st.key.short()
             )),
             Err(e) => {
-                problems.push(format!("`{name}`: {e}"));
-                if matches!(e, RemoteError::Unavailable(_)) {
+                if gives_up(&mut problems, &name, e) {
                     break;
                 }
             }
@@ -174,6 +164,14 @@ pub fn pull(
         problems,
         summary: Some(remote.summary()),
     })
+}
+
+/// Records a stage's transfer error; true when the remote is unreachable, so the
+/// remaining stages are not tried one timeout at a time.
+fn gives_up(problems: &mut Vec<String>, stage: &str, e: RemoteError) -> bool {
+    let stop = matches!(e, RemoteError::Unavailable(_));
+    problems.push(format!("`{stage}`: {e}"));
+    stop
 }
 
 /// Re-hashes what the remote holds for each locked stage: the record must exist and name
@@ -192,8 +190,7 @@ pub fn audit_remote(pipeline: &Pipeline, remote: &Remote) -> anyhow::Result<Sync
                 continue;
             }
             Err(e) => {
-                problems.push(format!("`{name}`: {e}"));
-                if matches!(e, RemoteError::Unavailable(_)) {
+                if gives_up(&mut problems, &name, e) {
                     break;
                 }
                 continue;

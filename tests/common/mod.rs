@@ -51,14 +51,7 @@ impl Project {
 
     /// Runs hhi and panics with its output unless it succeeded.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.hhi(args);
-        assert!(
-            out.status.success(),
-            "hhi {args:?} failed:\n{}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        succeeded(args, self.hhi(args))
     }
 
     /// `hhi run --json` and the outcome of each stage (`fresh`, `ran`, `failed`, …).
@@ -105,6 +98,17 @@ pub fn hhi_bin() -> PathBuf {
     std::env::var_os("HHI_TEST_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hhi")))
+}
+
+/// The stdout of a finished hhi, or a panic showing all it said if it failed.
+pub fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "hhi {args:?} failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
 }
 
 pub fn text(b: &[u8]) -> String {
