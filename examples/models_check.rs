@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo run --release --example models_check -- --backend auto
 //! cargo run --release --features cuda --example models_check -- --backend cuda --bench
+//! cargo run --release --example models_check -- --bench --only clip   # one part, to profile
 //! ```
 
 use burn::module::AutodiffModule;
@@ -182,10 +183,40 @@ fn bench_generate<B: Backend>(dev: &B::Device) -> anyhow::Result<f64> {
     Ok(32.0 / t.elapsed().as_secs_f64())
 }
 
-fn bench<B: AutodiffBackend>(dev: &B::Device, steps: usize) -> anyhow::Result<Value> {
+fn bench<B: AutodiffBackend>(
+    dev: &B::Device,
+    steps: usize,
+    only: Option<&str>,
+) -> anyhow::Result<Value> {
     let mut out = serde_json::Map::new();
+    // `--only NAME` runs one part, e.g. to profile it alone.
+    let want = |part: &str| only.is_none_or(|o| o == part);
+    if want("matmul") {
+        bench_matmul::<B::InnerBackend>(dev, &mut out);
+    }
+    if want("gpt2") {
+        bench_gpt2::<B>(dev, steps, &mut out)?;
+    }
+    if want("generate") {
+        out.insert(
+            "gpt2_small_generate_tokens_per_s".into(),
+            json!(bench_generate::<B::InnerBackend>(dev)?),
+        );
+    }
+    if want("clip") {
+        bench_clip::<B::InnerBackend>(dev, steps, &mut out)?;
+    }
+    if want("t5") {
+        bench_t5::<B>(dev, steps, &mut out)?;
+    }
+    Ok(Value::Object(out))
+}
+
+type Out = serde_json::Map<String, Value>;
+
+fn bench_matmul<B: Backend>(dev: &B::Device, out: &mut Out) {
     // Practical peak: a 1024² matmul.
-    let a = Tensor::<B::InnerBackend, 2>::ones([1024, 1024], dev);
+    let a = Tensor::<B, 2>::ones([1024, 1024], dev);
     sync(a.clone().matmul(a.clone()).sum());
     let t = Instant::now();
     for _ in 0..5 {
@@ -195,7 +226,37 @@ fn bench<B: AutodiffBackend>(dev: &B::Device, steps: usize) -> anyhow::Result<Va
         "matmul_1024_gflops".into(),
         json!(5.0 * 2.0 * 1024f64.powi(3) / t.elapsed().as_secs_f64() / 1e9),
     );
+    // The products the models are made of (m×k · k×n): where the model ratios come from.
+    for (m, k, n, tr) in [
+        (400usize, 768usize, 3072usize, false),
+        (400, 768, 3072, true),
+        (400, 3072, 768, false),
+        (400, 3072, 768, true),
+    ] {
+        let a = Tensor::<B, 2>::ones([m, k], dev);
+        let b = if tr {
+            Tensor::<B, 2>::ones([n, k], dev).transpose()
+        } else {
+            Tensor::<B, 2>::ones([k, n], dev)
+        };
+        sync(a.clone().matmul(b.clone()).sum());
+        let reps = 5;
+        let t = Instant::now();
+        for _ in 0..reps {
+            sync(a.clone().matmul(b.clone()).sum());
+        }
+        out.insert(
+            format!("matmul_{m}x{k}x{n}{}_gflops", if tr { "_t" } else { "" }),
+            json!(reps as f64 * 2.0 * (m * k * n) as f64 / t.elapsed().as_secs_f64() / 1e9),
+        );
+    }
+}
 
+fn bench_gpt2<B: AutodiffBackend>(
+    dev: &B::Device,
+    steps: usize,
+    out: &mut Out,
+) -> anyhow::Result<()> {
     let cfg: Gpt2Config = serde_json::from_value(
         json!({"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12}),
     )?;
@@ -232,28 +293,18 @@ fn bench<B: AutodiffBackend>(dev: &B::Device, steps: usize) -> anyhow::Result<Va
         json!(6.0 * params * tokens / secs / 1e9),
     );
 
-    drop(model);
-    out.insert(
-        "gpt2_small_generate_tokens_per_s".into(),
-        json!(bench_generate::<B::InnerBackend>(dev)?),
-    );
+    Ok(())
+}
 
-    let tcfg: T5Config = serde_json::from_value(
-        json!({"vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8}),
-    )?;
-    let t5 = T5::<B>::from_weights(&tcfg, Weights::random(2, 0.05), dev)?;
+fn bench_clip<B: Backend>(dev: &B::Device, steps: usize, out: &mut Out) -> anyhow::Result<()> {
     // The captioner's frozen eyes: CLIP ViT-B/32 image tower, images/s.
     let ccfg: hhi::models::clip::ClipConfig = serde_json::from_value(json!({
         "text_config": {"vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 1, "num_attention_heads": 8},
         "vision_config": {"image_size": 224, "patch_size": 32, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12},
         "projection_dim": 512
     }))?;
-    let clip = hhi::models::clip::Clip::<B::InnerBackend>::from_weights(
-        &ccfg,
-        Weights::random(3, 0.02),
-        dev,
-    )?;
-    let images = Tensor::<B::InnerBackend, 4>::ones([8, 3, 224, 224], dev);
+    let clip = hhi::models::clip::Clip::<B>::from_weights(&ccfg, Weights::random(3, 0.02), dev)?;
+    let images = Tensor::<B, 4>::ones([8, 3, 224, 224], dev);
     let _ = clip.image_embeds(images.clone()).into_data();
     let t = Instant::now();
     for _ in 0..steps {
@@ -263,8 +314,18 @@ fn bench<B: AutodiffBackend>(dev: &B::Device, steps: usize) -> anyhow::Result<Va
         "clip_vit_b32_images_per_s".into(),
         json!(8.0 * steps as f64 / t.elapsed().as_secs_f64()),
     );
-    drop(clip);
+    Ok(())
+}
 
+fn bench_t5<B: AutodiffBackend>(
+    dev: &B::Device,
+    steps: usize,
+    out: &mut Out,
+) -> anyhow::Result<()> {
+    let tcfg: T5Config = serde_json::from_value(
+        json!({"vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8}),
+    )?;
+    let t5 = T5::<B>::from_weights(&tcfg, Weights::random(2, 0.05), dev)?;
     let (b, s, tt) = (4usize, 128usize, 32usize);
     let src = Tensor::<B, 2, Int>::from_data(
         TensorData::new(
@@ -299,14 +360,23 @@ fn bench<B: AutodiffBackend>(dev: &B::Device, steps: usize) -> anyhow::Result<Va
         "t5_small_fwd_bwd_tokens_per_s".into(),
         json!((b * (s + tt)) as f64 / secs),
     );
-    Ok(Value::Object(out))
+    Ok(())
 }
 
-fn run<B: AutodiffBackend>(fx: &Path, do_bench: bool, steps: usize) -> anyhow::Result<Value> {
+fn run<B: AutodiffBackend>(
+    fx: &Path,
+    do_bench: bool,
+    steps: usize,
+    only: Option<&str>,
+) -> anyhow::Result<Value> {
     let dev = B::Device::default();
-    let mut v = json!({ "parity": parity::<B>(fx, &dev)? });
+    let mut v = if only.is_some() {
+        json!({})
+    } else {
+        json!({ "parity": parity::<B>(fx, &dev)? })
+    };
     if do_bench {
-        v["bench"] = bench::<B>(&dev, steps)?;
+        v["bench"] = bench::<B>(&dev, steps, only)?;
     }
     Ok(v)
 }
@@ -324,6 +394,15 @@ fn main() -> anyhow::Result<()> {
     let kind = hhi::backend::resolve(&get("--backend").unwrap_or_else(|| "auto".into()))?;
     let steps: usize = get("--steps").and_then(|s| s.parse().ok()).unwrap_or(3);
     let do_bench = args.iter().any(|a| a == "--bench");
+    let only = get("--only");
+    if let Some(o) = &only {
+        let parts = ["matmul", "gpt2", "generate", "clip", "t5"];
+        anyhow::ensure!(
+            parts.contains(&o.as_str()),
+            "--only {o}: expected one of {}",
+            parts.join(", ")
+        );
+    }
     if args.iter().any(|a| a == "--bench-generate") {
         let tps = hhi::with_backend!(kind, B, AD => bench_generate::<B>(&Default::default()))?;
         println!(
@@ -335,7 +414,8 @@ fn main() -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let mut v = hhi::with_backend!(kind, B, AD => run::<AD>(&fx, do_bench, steps))?;
+    let mut v =
+        hhi::with_backend!(kind, B, AD => run::<AD>(&fx, do_bench, steps, only.as_deref()))?;
     v["backend"] = json!(kind.to_string());
     v["threads"] = json!(threads);
     println!("{}", serde_json::to_string_pretty(&v)?);

@@ -133,7 +133,8 @@ fn default_logit_scale() -> f64 {
 /// CLIP's activations: `quick_gelu` (`x·σ(1.702x)`) and the ones the other models share.
 fn act<B: Backend, const D: usize>(name: &str, x: Tensor<B, D>) -> Tensor<B, D> {
     match name {
-        "quick_gelu" => x.clone() * sigmoid(x * 1.702),
+        "quick_gelu" => super::cpu::activation(x, super::cpu::Act::QuickGelu)
+            .unwrap_or_else(|x| x.clone() * sigmoid(x * 1.702)),
         other => activation_by_name(other, x),
     }
 }

@@ -6,6 +6,7 @@ pub mod bart;
 pub mod bleurt;
 pub mod captioner;
 pub mod clip;
+pub mod cpu;
 pub mod generate;
 pub mod gpt2;
 pub mod gpt_neo;

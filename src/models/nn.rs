@@ -1,6 +1,7 @@
 //! The few layers the HF architectures share, with loaders that take HF names and layouts
 //! and exporters that write them back the same way.
 
+use super::cpu::{self, Act};
 use super::weights::{Export, Weights};
 use burn::module::{Module, Param};
 use burn::prelude::*;
@@ -30,6 +31,7 @@ impl<B: Backend> Dense<B> {
         let weight = w
             .get::<B, 2>(&format!("{name}.weight"), [d_out, d_in], dev)
             .transpose();
+        let weight = cpu::row_major_for_inference(weight);
         let bias =
             bias.then(|| Param::from_tensor(w.get::<B, 1>(&format!("{name}.bias"), [d_out], dev)));
         Dense {
@@ -65,7 +67,8 @@ impl<B: Backend> Dense<B> {
             None => x.matmul(w),
         };
         let y = match &self.bias {
-            Some(b) => y + b.val().unsqueeze(),
+            Some(b) => cpu::bias_act(y, Some(b.val()), Act::Identity)
+                .unwrap_or_else(|y| y + b.val().unsqueeze()),
             None => y,
         };
         y.reshape(dims)
@@ -101,6 +104,10 @@ impl<B: Backend> LayerNorm<B> {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let x = match cpu::layer_norm(x, self.weight.val(), Some(self.bias.val()), self.eps) {
+            Ok(y) => return y,
+            Err(x) => x,
+        };
         let mean = x.clone().mean_dim(D - 1);
         let centered = x - mean;
         let var = centered.clone().powi_scalar(2).mean_dim(D - 1);
@@ -130,6 +137,10 @@ impl<B: Backend> RmsNorm<B> {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let x = match cpu::rms_norm(x, self.weight.val(), self.eps) {
+            Ok(y) => return y,
+            Err(x) => x,
+        };
         let var = x.clone().powi_scalar(2).mean_dim(D - 1);
         x / (var + self.eps).sqrt() * self.weight.val().unsqueeze()
     }
@@ -329,6 +340,10 @@ pub fn positions_from_mask<B: Backend>(
 /// backend evaluates `σ` with one `exp` where `tanhf` costs several, and `x³` as two
 /// products instead of `powf`. The activation took 28% of a toy GPT-Neo training step.
 pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let x = match cpu::activation(x, Act::GeluNew) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
     const TWO_SQRT_2_OVER_PI: f64 =
         2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
     let cube = x.clone() * x.clone() * x.clone();

@@ -175,7 +175,7 @@ impl StageKind for GenerateInteractions {
         "generate_interactions"
     }
     fn version(&self) -> u32 {
-        3
+        4
     }
     fn about(&self) -> &'static str {
         "stage 2: an LM writes new interactions from prompts of seed interactions"
