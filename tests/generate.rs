@@ -474,3 +474,90 @@ fn bad_generation_input_is_an_error_not_a_panic() {
     assert!(Seq2Seq::from_sources(&t5, &[vec![1], vec![]], &dev()).is_err());
     assert!(Seq2Seq::from_sources(&t5, &[vec![512]], &dev()).is_err());
 }
+
+/// Token selection on the device (what GPU backends use) gives the host path's tokens:
+/// greedy with stop tokens, `min_new_tokens` and n-gram bans over ragged prompts, and
+/// seeded top-p sampling with each row's own stream, with rows finishing at different
+/// steps. Run here on the CPU backend.
+#[test]
+fn selecting_tokens_on_the_device_gives_the_host_tokens() {
+    use hhi::models::generate::Selection;
+    let gpt2 = Gpt2::<Cpu>::load(&dir("gpt2"), &dev()).unwrap().0;
+    let neo = GptNeo::<Cpu>::load(&dir("gpt_neo"), &dev()).unwrap().0;
+    let prompts = id_rows(&expected("padded")["gpt2"]["prompts"]);
+    let streams = [40u64, 41, 42, 43];
+    // Returns how many rows stopped on a stop token before `max_new_tokens`.
+    fn check<M: Decoder<Cpu>>(m: &M, prompts: &[Vec<u32>], o: &SampleOptions) -> usize {
+        let streams = [40u64, 41, 42, 43];
+        let host = SampleOptions {
+            selection: Selection::Host,
+            ..o.clone()
+        };
+        let device = SampleOptions {
+            selection: Selection::Device,
+            ..o.clone()
+        };
+        let want = sample_streams(m, prompts, &streams, &host, &dev()).unwrap();
+        let got = sample_streams(m, prompts, &streams, &device, &dev()).unwrap();
+        assert_eq!(got, want, "{o:?}");
+        // The CPU backend chooses on the host by default.
+        assert_eq!(
+            sample_streams(m, prompts, &streams, o, &dev()).unwrap(),
+            want
+        );
+        for (r, p) in want.iter().zip(prompts) {
+            let new = &r[p.len()..];
+            let first_stop = new.iter().position(|t| o.stop_tokens.contains(t));
+            assert!(first_stop.is_none_or(|i| i >= o.min_new_tokens), "{new:?}");
+        }
+        want.iter()
+            .zip(prompts)
+            .filter(|(r, p)| r.len() < p.len() + o.max_new_tokens)
+            .count()
+    }
+    fn cases<M: Decoder<Cpu>>(m: &M, prompts: &[Vec<u32>], streams: &[u64]) -> Vec<SampleOptions> {
+        let mut v = vec![
+            SampleOptions {
+                max_new_tokens: 12,
+                ..Default::default()
+            },
+            SampleOptions {
+                max_new_tokens: 16,
+                min_new_tokens: 3,
+                no_repeat_ngram: 2,
+                ..Default::default()
+            },
+            SampleOptions {
+                max_new_tokens: 12,
+                temperature: 1.0,
+                top_p: 0.9,
+                no_repeat_ngram: 3,
+                seed: 7,
+                ..Default::default()
+            },
+            SampleOptions {
+                max_new_tokens: 10,
+                temperature: 0.7,
+                top_p: 1.0,
+                seed: 11,
+                ..Default::default()
+            },
+        ];
+        // Stop tokens that rows really produce: row 0's 4th new token and row 1's 6th
+        // (when they differ from the first tokens), so rows finish at different steps.
+        for o in &mut v {
+            let free = sample_streams(m, prompts, streams, o, &dev()).unwrap();
+            let new = |r: usize| &free[r][prompts[r].len()..];
+            o.stop_tokens = vec![new(0)[3], new(1)[5]];
+        }
+        v
+    }
+    let mut early = 0;
+    for o in cases(&gpt2, &prompts, &streams) {
+        early += check(&gpt2, &prompts, &o);
+    }
+    for o in cases(&neo, &prompts, &streams) {
+        early += check(&neo, &prompts, &o);
+    }
+    assert!(early >= 8, "only {early} rows stopped early");
+}

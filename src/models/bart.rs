@@ -9,7 +9,7 @@
 //! never sees a pad, so a pair scores the same alone as in a padded batch.
 
 use super::nn::{Dense, Embedding, LayerNorm, activation_by_name, causal_mask, positions};
-use super::weights::{Export, Weights, read_config};
+use super::weights::{Export, Key, Weights, read_config};
 use burn::prelude::*;
 use burn::tensor::activation;
 use serde::{Deserialize, Deserializer};
@@ -132,22 +132,22 @@ pub struct Layer<B: Backend> {
 }
 
 impl<B: Backend> Layer<B> {
-    fn load(w: &Weights, name: &str, c: &BartConfig, decoder: bool, dev: &B::Device) -> Self {
+    fn load(w: &Weights, name: &Key, c: &BartConfig, decoder: bool, dev: &B::Device) -> Self {
         let d = c.d_model;
         let (heads, ffn) = if decoder {
             (c.decoder_attention_heads, c.decoder_ffn_dim)
         } else {
             (c.encoder_attention_heads, c.encoder_ffn_dim)
         };
-        let ln = |n: &str| LayerNorm::load(w, &format!("{name}.{n}"), d, LAYER_NORM_EPS, dev);
+        let ln = |n: &str| LayerNorm::load(w, &name.at(n), d, LAYER_NORM_EPS, dev);
         Layer {
-            self_attn: Attention::load(w, &format!("{name}.self_attn"), d, heads, dev),
+            self_attn: Attention::load(w, &name.at("self_attn"), d, heads, dev),
             self_attn_layer_norm: ln("self_attn_layer_norm"),
             encoder_attn: decoder
-                .then(|| Attention::load(w, &format!("{name}.encoder_attn"), d, heads, dev)),
+                .then(|| Attention::load(w, &name.at("encoder_attn"), d, heads, dev)),
             encoder_attn_layer_norm: decoder.then(|| ln("encoder_attn_layer_norm")),
-            fc1: Dense::linear(w, &format!("{name}.fc1"), d, ffn, true, dev),
-            fc2: Dense::linear(w, &format!("{name}.fc2"), ffn, d, true, dev),
+            fc1: Dense::linear(w, &name.at("fc1"), d, ffn, true, dev),
+            fc2: Dense::linear(w, &name.at("fc2"), ffn, d, true, dev),
             final_layer_norm: ln("final_layer_norm"),
             act: c.activation_function.clone(),
         }
@@ -175,18 +175,18 @@ impl<B: Backend> Layer<B> {
         self.final_layer_norm.forward(h + m)
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
-        self.self_attn.export(&format!("{name}.self_attn"), out);
+    fn export(&self, name: &Key, out: &mut Export) {
+        self.self_attn.export(&name.at("self_attn"), out);
         self.self_attn_layer_norm
-            .export(&format!("{name}.self_attn_layer_norm"), out);
+            .export(&name.at("self_attn_layer_norm"), out);
         if let (Some(ca), Some(ln)) = (&self.encoder_attn, &self.encoder_attn_layer_norm) {
-            ca.export(&format!("{name}.encoder_attn"), out);
-            ln.export(&format!("{name}.encoder_attn_layer_norm"), out);
+            ca.export(&name.at("encoder_attn"), out);
+            ln.export(&name.at("encoder_attn_layer_norm"), out);
         }
-        self.fc1.export(&format!("{name}.fc1"), out);
-        self.fc2.export(&format!("{name}.fc2"), out);
+        self.fc1.export(&name.at("fc1"), out);
+        self.fc2.export(&name.at("fc2"), out);
         self.final_layer_norm
-            .export(&format!("{name}.final_layer_norm"), out);
+            .export(&name.at("final_layer_norm"), out);
     }
 }
 
@@ -200,7 +200,7 @@ pub struct Stack<B: Backend> {
 }
 
 impl<B: Backend> Stack<B> {
-    fn load(w: &Weights, name: &str, c: &BartConfig, decoder: bool, dev: &B::Device) -> Self {
+    fn load(w: &Weights, name: &Key, c: &BartConfig, decoder: bool, dev: &B::Device) -> Self {
         let n = if decoder {
             c.decoder_layers
         } else {
@@ -209,20 +209,20 @@ impl<B: Backend> Stack<B> {
         Stack {
             embed_positions: Embedding::load(
                 w,
-                &format!("{name}.embed_positions"),
+                &name.at("embed_positions"),
                 c.max_position_embeddings + POSITION_OFFSET,
                 c.d_model,
                 dev,
             ),
             layernorm_embedding: LayerNorm::load(
                 w,
-                &format!("{name}.layernorm_embedding"),
+                &name.at("layernorm_embedding"),
                 c.d_model,
                 LAYER_NORM_EPS,
                 dev,
             ),
             layers: (0..n)
-                .map(|i| Layer::load(w, &format!("{name}.layers.{i}"), c, decoder, dev))
+                .map(|i| Layer::load(w, &name.at("layers").at(i), c, decoder, dev))
                 .collect(),
         }
     }
@@ -235,13 +235,13 @@ impl<B: Backend> Stack<B> {
             .forward(x + self.embed_positions.forward(pos))
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
+    fn export(&self, name: &Key, out: &mut Export) {
         self.embed_positions
-            .export(&format!("{name}.embed_positions"), out);
+            .export(&name.at("embed_positions"), out);
         self.layernorm_embedding
-            .export(&format!("{name}.layernorm_embedding"), out);
+            .export(&name.at("layernorm_embedding"), out);
         for (i, l) in self.layers.iter().enumerate() {
-            l.export(&format!("{name}.layers.{i}"), out);
+            l.export(&name.at("layers").at(i), out);
         }
     }
 }
@@ -342,18 +342,15 @@ impl<B: Backend> BartClassifier<B> {
     pub fn from_weights(c: &BartConfig, w: Weights, dev: &B::Device) -> anyhow::Result<Self> {
         let d = c.d_model;
         // The shared embeddings under whichever of their tied names the file kept.
-        let shared_name = [
+        let shared_name = w.first_module(&[
             "model.shared",
             "model.encoder.embed_tokens",
             "model.decoder.embed_tokens",
-        ]
-        .into_iter()
-        .find(|n| w.contains(&format!("{n}.weight")))
-        .unwrap_or("model.shared");
+        ]);
         let model = BartModel {
-            shared: Embedding::load(&w, shared_name, c.vocab_size, d, dev),
-            encoder: Stack::load(&w, "model.encoder", c, false, dev),
-            decoder: Stack::load(&w, "model.decoder", c, true, dev),
+            shared: Embedding::load(&w, &shared_name, c.vocab_size, d, dev),
+            encoder: Stack::load(&w, &Key::from("model.encoder"), c, false, dev),
+            decoder: Stack::load(&w, &Key::from("model.decoder"), c, true, dev),
             embed_scale: if c.scale_embedding {
                 (d as f64).sqrt()
             } else {
@@ -361,10 +358,10 @@ impl<B: Backend> BartClassifier<B> {
             },
         };
         let classification_head = ClassificationHead {
-            dense: Dense::linear(&w, "classification_head.dense", d, d, true, dev),
+            dense: Dense::linear(&w, &Key::from("classification_head.dense"), d, d, true, dev),
             out_proj: Dense::linear(
                 &w,
-                "classification_head.out_proj",
+                &Key::from("classification_head.out_proj"),
                 d,
                 c.num_labels(),
                 true,
@@ -438,15 +435,21 @@ impl<B: Backend> BartClassifier<B> {
     /// written, as transformers does not write them).
     pub fn export(&self) -> Export {
         let mut out = Export::default();
-        self.model.shared.export("model.shared", &mut out);
-        self.model.encoder.export("model.encoder", &mut out);
-        self.model.decoder.export("model.decoder", &mut out);
+        self.model
+            .shared
+            .export(&Key::from("model.shared"), &mut out);
+        self.model
+            .encoder
+            .export(&Key::from("model.encoder"), &mut out);
+        self.model
+            .decoder
+            .export(&Key::from("model.decoder"), &mut out);
         self.classification_head
             .dense
-            .export("classification_head.dense", &mut out);
+            .export(&Key::from("classification_head.dense"), &mut out);
         self.classification_head
             .out_proj
-            .export("classification_head.out_proj", &mut out);
+            .export(&Key::from("classification_head.out_proj"), &mut out);
         out
     }
 }

@@ -11,7 +11,7 @@ use super::nn::{
     Dense, Embedding, LayerNorm, activation_by_name, attention, key_padding_mask, merge_heads,
     split_heads,
 };
-use super::weights::{Weights, read_config};
+use super::weights::{Key, Weights, read_config};
 use crate::text::tokenizer::Tokenizer;
 use anyhow::{Context, anyhow};
 use burn::prelude::*;
@@ -95,58 +95,64 @@ impl<B: Backend> Bleurt<B> {
     pub fn from_weights(c: &BleurtConfig, w: Weights, dev: &B::Device) -> anyhow::Result<Self> {
         let (h, e) = (c.hidden_size, c.embedding_size.unwrap_or(c.hidden_size));
         let eps = c.layer_norm_eps;
-        let lin = |name: &str, i: usize, o: usize| Dense::linear(&w, name, i, o, true, dev);
+        let lin = |name: &Key, i: usize, o: usize| Dense::linear(&w, name, i, o, true, dev);
         let layers = (0..c.num_hidden_layers)
             .map(|i| {
-                let p = format!("bleurt.encoder.layer.{i}");
+                let p = Key::from("bleurt.encoder.layer").at(i);
                 Layer {
-                    query: lin(&format!("{p}.attention.self.query"), h, h),
-                    key: lin(&format!("{p}.attention.self.key"), h, h),
-                    value: lin(&format!("{p}.attention.self.value"), h, h),
-                    attn_out: lin(&format!("{p}.attention.output.dense"), h, h),
+                    query: lin(&p.at("attention.self.query"), h, h),
+                    key: lin(&p.at("attention.self.key"), h, h),
+                    value: lin(&p.at("attention.self.value"), h, h),
+                    attn_out: lin(&p.at("attention.output.dense"), h, h),
                     attn_norm: LayerNorm::load(
                         &w,
-                        &format!("{p}.attention.output.LayerNorm"),
+                        &p.at("attention.output.LayerNorm"),
                         h,
                         eps,
                         dev,
                     ),
-                    intermediate: lin(&format!("{p}.intermediate.dense"), h, c.intermediate_size),
-                    output: lin(&format!("{p}.output.dense"), c.intermediate_size, h),
-                    out_norm: LayerNorm::load(&w, &format!("{p}.output.LayerNorm"), h, eps, dev),
+                    intermediate: lin(&p.at("intermediate.dense"), h, c.intermediate_size),
+                    output: lin(&p.at("output.dense"), c.intermediate_size, h),
+                    out_norm: LayerNorm::load(&w, &p.at("output.LayerNorm"), h, eps, dev),
                 }
             })
             .collect();
         let m = Bleurt {
             word_embeddings: Embedding::load(
                 &w,
-                "bleurt.embeddings.word_embeddings",
+                &Key::from("bleurt.embeddings.word_embeddings"),
                 c.vocab_size,
                 e,
                 dev,
             ),
             position_embeddings: Embedding::load(
                 &w,
-                "bleurt.embeddings.position_embeddings",
+                &Key::from("bleurt.embeddings.position_embeddings"),
                 c.max_position_embeddings,
                 e,
                 dev,
             ),
             token_type_embeddings: Embedding::load(
                 &w,
-                "bleurt.embeddings.token_type_embeddings",
+                &Key::from("bleurt.embeddings.token_type_embeddings"),
                 c.type_vocab_size,
                 e,
                 dev,
             ),
-            embeddings_norm: LayerNorm::load(&w, "bleurt.embeddings.LayerNorm", e, eps, dev),
+            embeddings_norm: LayerNorm::load(
+                &w,
+                &Key::from("bleurt.embeddings.LayerNorm"),
+                e,
+                eps,
+                dev,
+            ),
             projection: c
                 .embedding_size
                 .filter(|&e| e != h)
-                .map(|e| lin("bleurt.encoder.embedding_projection", e, h)),
+                .map(|e| lin(&Key::from("bleurt.encoder.embedding_projection"), e, h)),
             layers,
-            pooler: lin("bleurt.pooler.dense", h, h),
-            classifier: lin("classifier", h, c.num_labels),
+            pooler: lin(&Key::from("bleurt.pooler.dense"), h, h),
+            classifier: lin(&Key::from("classifier"), h, c.num_labels),
             heads: c.num_attention_heads,
             act: c.hidden_act.clone(),
         };

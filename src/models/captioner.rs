@@ -11,7 +11,7 @@
 use super::generate::EmbedsDecoder;
 use super::gpt2::{Gpt2, Gpt2Config};
 use super::nn::Dense;
-use super::weights::{Export, Weights, read_config};
+use super::weights::{Export, Key, Weights, read_config};
 use anyhow::bail;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -88,17 +88,31 @@ impl<B: Backend> Captioner<B> {
         let (f, d) = (c.prefix_size, c.gpt2.n_embd);
         let clip_project = match c.variant {
             Variant::ClipCap => vec![
-                Dense::linear(&w, "clip_project.model.0", f, c.hidden(), true, dev),
                 Dense::linear(
                     &w,
-                    "clip_project.model.2",
+                    &Key::from("clip_project.model.0"),
+                    f,
+                    c.hidden(),
+                    true,
+                    dev,
+                ),
+                Dense::linear(
+                    &w,
+                    &Key::from("clip_project.model.2"),
                     c.hidden(),
                     d * c.prefix_length,
                     true,
                     dev,
                 ),
             ],
-            Variant::EncDec => vec![Dense::linear(&w, "clip_project", f, d, true, dev)],
+            Variant::EncDec => vec![Dense::linear(
+                &w,
+                &Key::from("clip_project"),
+                f,
+                d,
+                true,
+                dev,
+            )],
         };
         let gpt = Gpt2::build(&c.gpt2, &w, dev);
         Gpt2::<B>::ignore_buffers(&c.gpt2, &w);
@@ -186,10 +200,10 @@ impl<B: Backend> Captioner<B> {
         let mut out = Export::default();
         match self.variant() {
             Variant::ClipCap => {
-                self.clip_project[0].export("clip_project.model.0", &mut out);
-                self.clip_project[1].export("clip_project.model.2", &mut out);
+                self.clip_project[0].export(&Key::from("clip_project.model.0"), &mut out);
+                self.clip_project[1].export(&Key::from("clip_project.model.2"), &mut out);
             }
-            Variant::EncDec => self.clip_project[0].export("clip_project", &mut out),
+            Variant::EncDec => self.clip_project[0].export(&Key::from("clip_project"), &mut out),
         }
         for (k, v) in self.gpt.export().tensors {
             out.tensors.insert(format!("gpt.{k}"), v);

@@ -4,7 +4,7 @@
 //! `exp(logit_scale)` gives the image–text logits.
 
 use super::nn::{Dense, Embedding, LayerNorm, activation_by_name, causal_mask};
-use super::weights::{Export, Weights, read_config};
+use super::weights::{Export, Key, Weights, read_config};
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, sigmoid};
@@ -163,13 +163,13 @@ pub struct EncoderLayer<B: Backend> {
 }
 
 impl<B: Backend> EncoderLayer<B> {
-    fn load(w: &Weights, name: &str, c: &Dims, dev: &B::Device) -> Self {
+    fn load(w: &Weights, name: &Key, c: &Dims, dev: &B::Device) -> Self {
         EncoderLayer {
-            layer_norm1: LayerNorm::load(w, &format!("{name}.layer_norm1"), c.d, c.eps, dev),
-            self_attn: Attention::load(w, &format!("{name}.self_attn"), c.d, c.heads, dev),
-            layer_norm2: LayerNorm::load(w, &format!("{name}.layer_norm2"), c.d, c.eps, dev),
-            fc1: Dense::linear(w, &format!("{name}.mlp.fc1"), c.d, c.inner, true, dev),
-            fc2: Dense::linear(w, &format!("{name}.mlp.fc2"), c.inner, c.d, true, dev),
+            layer_norm1: LayerNorm::load(w, &name.at("layer_norm1"), c.d, c.eps, dev),
+            self_attn: Attention::load(w, &name.at("self_attn"), c.d, c.heads, dev),
+            layer_norm2: LayerNorm::load(w, &name.at("layer_norm2"), c.d, c.eps, dev),
+            fc1: Dense::linear(w, &name.at("mlp.fc1"), c.d, c.inner, true, dev),
+            fc2: Dense::linear(w, &name.at("mlp.fc2"), c.inner, c.d, true, dev),
             act: c.act.to_string(),
         }
     }
@@ -184,12 +184,12 @@ impl<B: Backend> EncoderLayer<B> {
         h + m
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
-        self.layer_norm1.export(&format!("{name}.layer_norm1"), out);
-        self.self_attn.export(&format!("{name}.self_attn"), out);
-        self.layer_norm2.export(&format!("{name}.layer_norm2"), out);
-        self.fc1.export(&format!("{name}.mlp.fc1"), out);
-        self.fc2.export(&format!("{name}.mlp.fc2"), out);
+    fn export(&self, name: &Key, out: &mut Export) {
+        self.layer_norm1.export(&name.at("layer_norm1"), out);
+        self.self_attn.export(&name.at("self_attn"), out);
+        self.layer_norm2.export(&name.at("layer_norm2"), out);
+        self.fc1.export(&name.at("mlp.fc1"), out);
+        self.fc2.export(&name.at("mlp.fc2"), out);
     }
 }
 
@@ -199,10 +199,10 @@ pub struct Encoder<B: Backend> {
 }
 
 impl<B: Backend> Encoder<B> {
-    fn load(w: &Weights, name: &str, c: &Dims, dev: &B::Device) -> Self {
+    fn load(w: &Weights, name: &Key, c: &Dims, dev: &B::Device) -> Self {
         Encoder {
             layers: (0..c.layers)
-                .map(|i| EncoderLayer::load(w, &format!("{name}.layers.{i}"), c, dev))
+                .map(|i| EncoderLayer::load(w, &name.at("layers").at(i), c, dev))
                 .collect(),
         }
     }
@@ -214,9 +214,9 @@ impl<B: Backend> Encoder<B> {
         h
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
+    fn export(&self, name: &Key, out: &mut Export) {
         for (i, l) in self.layers.iter().enumerate() {
-            l.export(&format!("{name}.layers.{i}"), out);
+            l.export(&name.at("layers").at(i), out);
         }
     }
 }
@@ -236,7 +236,7 @@ pub struct TextTransformer<B: Backend> {
 }
 
 impl<B: Backend> TextTransformer<B> {
-    fn load(w: &Weights, name: &str, c: &ClipTextConfig, dev: &B::Device) -> Self {
+    fn load(w: &Weights, name: &Key, c: &ClipTextConfig, dev: &B::Device) -> Self {
         let dims = Dims {
             d: c.hidden_size,
             inner: c.intermediate_size,
@@ -245,28 +245,28 @@ impl<B: Backend> TextTransformer<B> {
             act: &c.hidden_act,
             eps: c.layer_norm_eps,
         };
-        let e = format!("{name}.embeddings");
+        let e = name.at("embeddings");
         TextTransformer {
             embeddings: TextEmbeddings {
                 token_embedding: Embedding::load(
                     w,
-                    &format!("{e}.token_embedding"),
+                    &e.at("token_embedding"),
                     c.vocab_size,
                     c.hidden_size,
                     dev,
                 ),
                 position_embedding: Embedding::load(
                     w,
-                    &format!("{e}.position_embedding"),
+                    &e.at("position_embedding"),
                     c.max_position_embeddings,
                     c.hidden_size,
                     dev,
                 ),
             },
-            encoder: Encoder::load(w, &format!("{name}.encoder"), &dims, dev),
+            encoder: Encoder::load(w, &name.at("encoder"), &dims, dev),
             final_layer_norm: LayerNorm::load(
                 w,
-                &format!("{name}.final_layer_norm"),
+                &name.at("final_layer_norm"),
                 c.hidden_size,
                 c.layer_norm_eps,
                 dev,
@@ -331,17 +331,17 @@ impl<B: Backend> TextTransformer<B> {
         h.reshape([b * t, d]).select(0, rows)
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
-        let e = format!("{name}.embeddings");
+    fn export(&self, name: &Key, out: &mut Export) {
+        let e = name.at("embeddings");
         self.embeddings
             .token_embedding
-            .export(&format!("{e}.token_embedding"), out);
+            .export(&e.at("token_embedding"), out);
         self.embeddings
             .position_embedding
-            .export(&format!("{e}.position_embedding"), out);
-        self.encoder.export(&format!("{name}.encoder"), out);
+            .export(&e.at("position_embedding"), out);
+        self.encoder.export(&name.at("encoder"), out);
         self.final_layer_norm
-            .export(&format!("{name}.final_layer_norm"), out);
+            .export(&name.at("final_layer_norm"), out);
     }
 }
 
@@ -389,7 +389,7 @@ pub struct VisionTransformer<B: Backend> {
 }
 
 impl<B: Backend> VisionTransformer<B> {
-    fn load(w: &Weights, name: &str, c: &ClipVisionConfig, dev: &B::Device) -> Self {
+    fn load(w: &Weights, name: &Key, c: &ClipVisionConfig, dev: &B::Device) -> Self {
         let (d, eps, p) = (c.hidden_size, c.layer_norm_eps, c.patch_size);
         let dims = Dims {
             d,
@@ -399,31 +399,27 @@ impl<B: Backend> VisionTransformer<B> {
             act: &c.hidden_act,
             eps,
         };
-        let e = format!("{name}.embeddings");
+        let e = name.at("embeddings");
         VisionTransformer {
             embeddings: VisionEmbeddings {
-                class_embedding: Param::from_tensor(w.get(
-                    &format!("{e}.class_embedding"),
-                    [d],
-                    dev,
-                )),
+                class_embedding: Param::from_tensor(w.get(&e.at("class_embedding"), [d], dev)),
                 patch_embedding: Param::from_tensor(w.get(
-                    &format!("{e}.patch_embedding.weight"),
+                    &e.at("patch_embedding.weight"),
                     [d, c.num_channels, p, p],
                     dev,
                 )),
                 position_embedding: Embedding::load(
                     w,
-                    &format!("{e}.position_embedding"),
+                    &e.at("position_embedding"),
                     c.num_patches() + 1,
                     d,
                     dev,
                 ),
                 patch_size: p,
             },
-            pre_layrnorm: LayerNorm::load(w, &format!("{name}.pre_layrnorm"), d, eps, dev),
-            encoder: Encoder::load(w, &format!("{name}.encoder"), &dims, dev),
-            post_layernorm: LayerNorm::load(w, &format!("{name}.post_layernorm"), d, eps, dev),
+            pre_layrnorm: LayerNorm::load(w, &name.at("pre_layrnorm"), d, eps, dev),
+            encoder: Encoder::load(w, &name.at("encoder"), &dims, dev),
+            post_layernorm: LayerNorm::load(w, &name.at("post_layernorm"), d, eps, dev),
         }
     }
 
@@ -436,24 +432,22 @@ impl<B: Backend> VisionTransformer<B> {
             .forward(h.narrow(1, 0, 1).reshape([n, d]))
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
-        let e = format!("{name}.embeddings");
+    fn export(&self, name: &Key, out: &mut Export) {
+        let e = name.at("embeddings");
         out.put(
-            &format!("{e}.class_embedding"),
+            &e.at("class_embedding"),
             &self.embeddings.class_embedding.val(),
         );
         out.put(
-            &format!("{e}.patch_embedding.weight"),
+            &e.at("patch_embedding.weight"),
             &self.embeddings.patch_embedding.val(),
         );
         self.embeddings
             .position_embedding
-            .export(&format!("{e}.position_embedding"), out);
-        self.pre_layrnorm
-            .export(&format!("{name}.pre_layrnorm"), out);
-        self.encoder.export(&format!("{name}.encoder"), out);
-        self.post_layernorm
-            .export(&format!("{name}.post_layernorm"), out);
+            .export(&e.at("position_embedding"), out);
+        self.pre_layrnorm.export(&name.at("pre_layrnorm"), out);
+        self.encoder.export(&name.at("encoder"), out);
+        self.post_layernorm.export(&name.at("post_layernorm"), out);
     }
 }
 
@@ -485,11 +479,24 @@ impl<B: Backend> Clip<B> {
     /// `logit_scale_init_value`).
     pub fn from_weights(c: &ClipConfig, w: Weights, dev: &B::Device) -> anyhow::Result<Self> {
         let (t, v, p) = (&c.text_config, &c.vision_config, c.projection_dim);
-        let text_model = TextTransformer::load(&w, "text_model", t, dev);
-        let vision_model = VisionTransformer::load(&w, "vision_model", v, dev);
-        let visual_projection =
-            Dense::linear(&w, "visual_projection", v.hidden_size, p, false, dev);
-        let text_projection = Dense::linear(&w, "text_projection", t.hidden_size, p, false, dev);
+        let text_model = TextTransformer::load(&w, &Key::from("text_model"), t, dev);
+        let vision_model = VisionTransformer::load(&w, &Key::from("vision_model"), v, dev);
+        let visual_projection = Dense::linear(
+            &w,
+            &Key::from("visual_projection"),
+            v.hidden_size,
+            p,
+            false,
+            dev,
+        );
+        let text_projection = Dense::linear(
+            &w,
+            &Key::from("text_projection"),
+            t.hidden_size,
+            p,
+            false,
+            dev,
+        );
         let scale = Tensor::from_floats(
             [w.scalar("logit_scale", c.logit_scale_init_value as f32)],
             dev,
@@ -546,10 +553,13 @@ impl<B: Backend> Clip<B> {
     /// The weights in HF layout and names.
     pub fn export(&self) -> Export {
         let mut out = Export::default();
-        self.text_model.export("text_model", &mut out);
-        self.vision_model.export("vision_model", &mut out);
-        self.visual_projection.export("visual_projection", &mut out);
-        self.text_projection.export("text_projection", &mut out);
+        self.text_model.export(&Key::from("text_model"), &mut out);
+        self.vision_model
+            .export(&Key::from("vision_model"), &mut out);
+        self.visual_projection
+            .export(&Key::from("visual_projection"), &mut out);
+        self.text_projection
+            .export(&Key::from("text_projection"), &mut out);
         // 0-D in the checkpoint (burn has no 0-D tensors).
         let scale = self.logit_scale.val().into_data().convert::<f32>();
         let scale = scale.to_vec::<f32>().expect("f32 data");

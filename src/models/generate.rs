@@ -530,7 +530,26 @@ pub struct SampleOptions {
     pub stop_tokens: Vec<u32>,
     /// Row `i` samples from [`row_rng`]`(seed, stream_i)`.
     pub seed: u64,
+    /// Where each token is chosen.
+    pub selection: Selection,
 }
+
+/// Where [`sample_streams`] chooses the next tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Selection {
+    /// On the device for GPU backends, on the host for the CPU ones.
+    #[default]
+    Auto,
+    /// Read every step's logits back and choose on the host: finished rows leave the batch.
+    Host,
+    /// Choose with tensor ops where the logits are, feed the tokens straight back, and read
+    /// back only a "all rows finished" flag every [`SYNC_EVERY`] steps and the tokens at the
+    /// end. Finished rows stay in the batch (their extra tokens are dropped).
+    Device,
+}
+
+/// Steps between two checks of the device path for rows still generating.
+pub const SYNC_EVERY: usize = 8;
 
 impl Default for SampleOptions {
     fn default() -> Self {
@@ -542,6 +561,7 @@ impl Default for SampleOptions {
             no_repeat_ngram: 0,
             stop_tokens: Vec::new(),
             seed: 0,
+            selection: Selection::Auto,
         }
     }
 }
@@ -591,6 +611,14 @@ pub fn sample_streams<B: Backend, M: Decoder<B>>(
     if opt.temperature.is_nan() || opt.top_p.is_nan() {
         bail!("temperature and top_p must be numbers");
     }
+    let on_device = match opt.selection {
+        Selection::Host => false,
+        Selection::Device => true,
+        Selection::Auto => !matches!(B::name(dev).as_str(), "flex" | "ndarray"),
+    };
+    if on_device {
+        return sample_on_device(model, prompts, streams, opt, dev);
+    }
     let mut rngs: Vec<ChaCha8Rng> = streams.iter().map(|&s| row_rng(opt.seed, s)).collect();
     let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
     let (ids, pads) = prompt_batch::<B>(prompts, dev)?;
@@ -632,6 +660,164 @@ pub fn sample_streams<B: Backend, M: Decoder<B>>(
         logits = model.step(ids_tensor::<B>(&next, dev), &mut cache);
     }
     Ok(seqs)
+}
+
+/// [`sample_streams`] with the tokens chosen on the device ([`Selection::Device`]).
+/// Greedy is an `argmax`; sampling draws one uniform number per row on the host (from the
+/// row's own stream, as the host path does) and picks the token from the sorted,
+/// cumulated probabilities on the device. Probabilities are f32 here and f64 on the host,
+/// so a sampled row can differ from the host path where two tokens' cumulated
+/// probabilities straddle the draw within f32 rounding.
+fn sample_on_device<B: Backend, M: Decoder<B>>(
+    model: &M,
+    prompts: &[Vec<u32>],
+    streams: &[u64],
+    opt: &SampleOptions,
+    dev: &B::Device,
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    let rows = prompts.len();
+    let vocab = model.vocab_size();
+    let mut rngs: Vec<ChaCha8Rng> = streams.iter().map(|&s| row_rng(opt.seed, s)).collect();
+    let (ids, pads) = prompt_batch::<B>(prompts, dev)?;
+    let width = ids.dims()[1];
+    let (mut logits, mut cache) = model.prefill(ids.clone(), &pads)?;
+    // −∞ at the stop tokens, added while `min_new_tokens` forbids them.
+    let stop_ban = (!opt.stop_tokens.is_empty() && opt.min_new_tokens > 0).then(|| {
+        let mut v = vec![0f32; vocab];
+        for &t in &opt.stop_tokens {
+            forbid(&mut v, t);
+        }
+        Tensor::<B, 1>::from_data(TensorData::new(v, [vocab]), dev).unsqueeze::<2>()
+    });
+    let stops: Vec<i64> = opt.stop_tokens.iter().map(|&t| t as i64).collect();
+    // Every row's tokens so far (prompt, left-padded, then the new ones), for n-gram bans.
+    let mut seq = ids;
+    // Position `j` of `seq` is a real token of its row (not padding).
+    let real = |len: usize| {
+        let v: Vec<bool> = pads
+            .iter()
+            .flat_map(|&p| (0..len).map(move |j| j >= p))
+            .collect();
+        Tensor::<B, 2, Bool>::from_data(TensorData::new(v, [rows, len]), dev)
+    };
+    // Rows that have produced a stop token.
+    let mut finished = Tensor::<B, 2, Int>::zeros([rows, 1], dev).equal_elem(1);
+    let mut new: Vec<Tensor<B, 2, Int>> = Vec::with_capacity(opt.max_new_tokens);
+    for step in 0..opt.max_new_tokens {
+        if let Some(b) = &stop_ban
+            && step < opt.min_new_tokens
+        {
+            logits = logits + b.clone();
+        }
+        if opt.no_repeat_ngram > 0 {
+            let len = width + step;
+            logits = logits + ngram_ban(&seq, &real(len), opt.no_repeat_ngram, vocab);
+        }
+        let tok = if opt.temperature <= 0.0 {
+            logits.argmax(1)
+        } else {
+            let r: Vec<f32> = rngs.iter_mut().map(|g| g.random::<f64>() as f32).collect();
+            let r = Tensor::<B, 2>::from_data(TensorData::new(r, [rows, 1]), dev);
+            draw_on_device(logits, opt.temperature, opt.top_p, r)
+        };
+        for &s in &stops {
+            finished = finished.bool_or(tok.clone().equal_elem(s));
+        }
+        new.push(tok.clone());
+        if step + 1 == opt.max_new_tokens {
+            break;
+        }
+        if !stops.is_empty()
+            && (step + 1) % SYNC_EVERY == 0
+            && finished.clone().all().into_scalar().to_bool()
+        {
+            break;
+        }
+        if opt.no_repeat_ngram > 0 {
+            seq = Tensor::cat(vec![seq, tok.clone()], 1);
+        }
+        logits = model.step(tok, &mut cache);
+    }
+    let steps = new.len();
+    let all = Tensor::cat(new, 1).into_data().convert::<i64>();
+    let all = all.to_vec::<i64>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut out = p.clone();
+            for &t in &all[i * steps..(i + 1) * steps] {
+                out.push(t as u32);
+                if opt.stop_tokens.contains(&(t as u32)) {
+                    break;
+                }
+            }
+            out
+        })
+        .collect())
+}
+
+/// −∞ at every token that would repeat an n-gram of its row (as [`banned_by_ngram`]),
+/// 0 elsewhere: the last `n − 1` tokens of each row are compared with every earlier
+/// window of real (unpadded) tokens, and the token after each matching window is banned.
+fn ngram_ban<B: Backend>(
+    seq: &Tensor<B, 2, Int>,
+    real: &Tensor<B, 2, Bool>,
+    n: usize,
+    vocab: usize,
+) -> Tensor<B, 2> {
+    let [rows, len] = seq.dims();
+    let dev = seq.device();
+    let zero = Tensor::<B, 2>::zeros([rows, vocab], &dev);
+    if len < n {
+        return zero;
+    }
+    let windows = len + 1 - n;
+    // Window `j` covers positions j..j+n−1; its last token is the candidate to ban.
+    let mut hit = real.clone().narrow(1, 0, windows);
+    for k in 0..n - 1 {
+        let tail = seq.clone().narrow(1, len - (n - 1) + k, 1);
+        hit = hit.bool_and(
+            seq.clone()
+                .narrow(1, k, windows)
+                .equal(tail.expand([rows, windows])),
+        );
+    }
+    let next = seq.clone().narrow(1, n - 1, windows);
+    let values = Tensor::<B, 2>::zeros([rows, windows], &dev).mask_fill(hit, f32::NEG_INFINITY);
+    zero.scatter(1, next, values, burn::tensor::IndexingUpdateOp::Add)
+}
+
+/// One token per row from softmax(logits / t) restricted to the smallest set of tokens
+/// with mass ≥ `top_p`, chosen by the uniform numbers `r` `[rows, 1]`, as [`draw`] does.
+fn draw_on_device<B: Backend>(
+    logits: Tensor<B, 2>,
+    t: f32,
+    top_p: f32,
+    r: Tensor<B, 2>,
+) -> Tensor<B, 2, Int> {
+    let p = burn::tensor::activation::softmax(logits / t as f64, 1);
+    let (sorted, order) = p.sort_descending_with_indices(1);
+    let cum = sorted.clone().cumsum(1);
+    // Token j of the order is kept while the mass before it is below top_p (the first
+    // always is).
+    let before = cum - sorted.clone();
+    let cut = before
+        .clone()
+        .greater_equal_elem(top_p)
+        .bool_and(before.greater_elem(0.0));
+    let kept = sorted.mask_fill(cut, 0.0);
+    let kept_cum = kept.clone().cumsum(1);
+    let mass = kept.clone().sum_dim(1);
+    let target = r * mass;
+    // The first kept token whose cumulated mass exceeds the target.
+    let below = kept_cum
+        .lower_equal(target.expand(kept.dims()))
+        .int()
+        .sum_dim(1);
+    let last_kept = kept.greater_elem(0.0).int().sum_dim(1) - 1;
+    let pick = below.clone().min_pair(last_kept);
+    order.gather(1, pick)
 }
 
 fn argmax(l: &[f32]) -> u32 {

@@ -8,7 +8,7 @@ use super::nn::{
     Dense, Embedding, LayerNorm, activation_by_name, attention, causal_mask, key_padding_mask,
     lm_logits, mask_or, merge_heads, positions, positions_from_mask, split_heads,
 };
-use super::weights::{Export, Weights, read_config};
+use super::weights::{Export, Key, Weights, read_config};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -64,7 +64,7 @@ pub struct Attention<B: Backend> {
 impl<B: Backend> Attention<B> {
     fn load(
         w: &Weights,
-        name: &str,
+        name: &Key,
         c: &Gpt2Config,
         layer: usize,
         cross: bool,
@@ -82,13 +82,13 @@ impl<B: Backend> Attention<B> {
         Attention {
             c_attn: Dense::conv1d(
                 w,
-                &format!("{name}.c_attn"),
+                &name.at("c_attn"),
                 d,
                 if cross { 2 * d } else { 3 * d },
                 dev,
             ),
-            q_attn: cross.then(|| Dense::conv1d(w, &format!("{name}.q_attn"), d, d, dev)),
-            c_proj: Dense::conv1d(w, &format!("{name}.c_proj"), d, d, dev),
+            q_attn: cross.then(|| Dense::conv1d(w, &name.at("q_attn"), d, d, dev)),
+            c_proj: Dense::conv1d(w, &name.at("c_proj"), d, d, dev),
             n_head: c.n_head,
             scale,
         }
@@ -140,13 +140,18 @@ impl<B: Backend> Attention<B> {
         )))
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
-        self.c_attn.export(&format!("{name}.c_attn"), out);
+    fn export(&self, name: &Key, out: &mut Export) {
+        self.c_attn.export(&name.at("c_attn"), out);
         if let Some(q) = &self.q_attn {
-            q.export(&format!("{name}.q_attn"), out);
+            q.export(&name.at("q_attn"), out);
         }
-        self.c_proj.export(&format!("{name}.c_proj"), out);
+        self.c_proj.export(&name.at("c_proj"), out);
     }
+}
+
+/// `transformer.h.{i}`: block `i` of GPT-2 and of GPT-Neo, in load and export alike.
+pub(crate) fn block_key(i: usize) -> Key {
+    Key::from("transformer.h").at(i)
 }
 
 #[derive(Module, Debug)]
@@ -162,21 +167,20 @@ pub struct Block<B: Backend> {
 }
 
 impl<B: Backend> Block<B> {
-    fn load(w: &Weights, name: &str, c: &Gpt2Config, layer: usize, dev: &B::Device) -> Self {
+    fn load(w: &Weights, name: &Key, c: &Gpt2Config, layer: usize, dev: &B::Device) -> Self {
         let (d, eps) = (c.n_embd, c.layer_norm_epsilon);
         let inner = c.n_inner.unwrap_or(4 * d);
         let cross = c.add_cross_attention;
         Block {
-            ln_1: LayerNorm::load(w, &format!("{name}.ln_1"), d, eps, dev),
-            attn: Attention::load(w, &format!("{name}.attn"), c, layer, false, dev),
+            ln_1: LayerNorm::load(w, &name.at("ln_1"), d, eps, dev),
+            attn: Attention::load(w, &name.at("attn"), c, layer, false, dev),
             ln_cross_attn: cross
-                .then(|| LayerNorm::load(w, &format!("{name}.ln_cross_attn"), d, eps, dev)),
-            crossattention: cross.then(|| {
-                Attention::load(w, &format!("{name}.crossattention"), c, layer, true, dev)
-            }),
-            ln_2: LayerNorm::load(w, &format!("{name}.ln_2"), d, eps, dev),
-            c_fc: Dense::conv1d(w, &format!("{name}.mlp.c_fc"), d, inner, dev),
-            c_proj: Dense::conv1d(w, &format!("{name}.mlp.c_proj"), inner, d, dev),
+                .then(|| LayerNorm::load(w, &name.at("ln_cross_attn"), d, eps, dev)),
+            crossattention: cross
+                .then(|| Attention::load(w, &name.at("crossattention"), c, layer, true, dev)),
+            ln_2: LayerNorm::load(w, &name.at("ln_2"), d, eps, dev),
+            c_fc: Dense::conv1d(w, &name.at("mlp.c_fc"), d, inner, dev),
+            c_proj: Dense::conv1d(w, &name.at("mlp.c_proj"), inner, d, dev),
             act: c.activation_function.clone(),
         }
     }
@@ -200,16 +204,16 @@ impl<B: Backend> Block<B> {
         h + m
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
-        self.ln_1.export(&format!("{name}.ln_1"), out);
-        self.attn.export(&format!("{name}.attn"), out);
+    fn export(&self, name: &Key, out: &mut Export) {
+        self.ln_1.export(&name.at("ln_1"), out);
+        self.attn.export(&name.at("attn"), out);
         if let (Some(ln), Some(ca)) = (&self.ln_cross_attn, &self.crossattention) {
-            ln.export(&format!("{name}.ln_cross_attn"), out);
-            ca.export(&format!("{name}.crossattention"), out);
+            ln.export(&name.at("ln_cross_attn"), out);
+            ca.export(&name.at("crossattention"), out);
         }
-        self.ln_2.export(&format!("{name}.ln_2"), out);
-        self.c_fc.export(&format!("{name}.mlp.c_fc"), out);
-        self.c_proj.export(&format!("{name}.mlp.c_proj"), out);
+        self.ln_2.export(&name.at("ln_2"), out);
+        self.c_fc.export(&name.at("mlp.c_fc"), out);
+        self.c_proj.export(&name.at("mlp.c_proj"), out);
     }
 }
 
@@ -243,14 +247,20 @@ impl<B: Backend> Gpt2<B> {
     pub fn build(c: &Gpt2Config, w: &Weights, dev: &B::Device) -> Self {
         let d = c.n_embd;
         Gpt2 {
-            wte: Embedding::load(w, "transformer.wte", c.vocab_size, d, dev),
-            wpe: Embedding::load(w, "transformer.wpe", c.n_positions, d, dev),
+            wte: Embedding::load(w, &Key::from("transformer.wte"), c.vocab_size, d, dev),
+            wpe: Embedding::load(w, &Key::from("transformer.wpe"), c.n_positions, d, dev),
             h: (0..c.n_layer)
-                .map(|i| Block::load(w, &format!("transformer.h.{i}"), c, i, dev))
+                .map(|i| Block::load(w, &block_key(i), c, i, dev))
                 .collect(),
-            ln_f: LayerNorm::load(w, "transformer.ln_f", d, c.layer_norm_epsilon, dev),
+            ln_f: LayerNorm::load(
+                w,
+                &Key::from("transformer.ln_f"),
+                d,
+                c.layer_norm_epsilon,
+                dev,
+            ),
             lm_head: (!c.tie_word_embeddings)
-                .then(|| Dense::linear(w, "lm_head", d, c.vocab_size, false, dev)),
+                .then(|| Dense::linear(w, &Key::from("lm_head"), d, c.vocab_size, false, dev)),
         }
     }
 
@@ -340,14 +350,14 @@ impl<B: Backend> Gpt2<B> {
     /// The weights in HF layout and names.
     pub fn export(&self) -> Export {
         let mut out = Export::default();
-        self.wte.export("transformer.wte", &mut out);
-        self.wpe.export("transformer.wpe", &mut out);
+        self.wte.export(&Key::from("transformer.wte"), &mut out);
+        self.wpe.export(&Key::from("transformer.wpe"), &mut out);
         for (i, b) in self.h.iter().enumerate() {
-            b.export(&format!("transformer.h.{i}"), &mut out);
+            b.export(&block_key(i), &mut out);
         }
-        self.ln_f.export("transformer.ln_f", &mut out);
+        self.ln_f.export(&Key::from("transformer.ln_f"), &mut out);
         if let Some(l) = &self.lm_head {
-            l.export("lm_head", &mut out);
+            l.export(&Key::from("lm_head"), &mut out);
         }
         out
     }

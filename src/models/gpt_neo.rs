@@ -7,7 +7,7 @@ use super::nn::{
     Dense, Embedding, LayerNorm, activation_by_name, attention, key_padding_mask, lm_logits,
     mask_or, merge_heads, positions, positions_from_mask, split_heads,
 };
-use super::weights::{Export, Weights, read_config};
+use super::weights::{Export, Key, Weights, read_config};
 use burn::prelude::*;
 use serde::Deserialize;
 use std::path::Path;
@@ -142,31 +142,37 @@ impl<B: Backend> GptNeo<B> {
         let (d, eps) = (c.hidden_size, c.layer_norm_epsilon);
         let inner = c.intermediate_size.unwrap_or(4 * d);
         let block = |i: usize| {
-            let n = format!("transformer.h.{i}");
-            let a = format!("{n}.attn.attention");
+            let n = super::gpt2::block_key(i);
+            let a = n.at("attn.attention");
             Block {
-                ln_1: LayerNorm::load(&w, &format!("{n}.ln_1"), d, eps, dev),
+                ln_1: LayerNorm::load(&w, &n.at("ln_1"), d, eps, dev),
                 attn: SelfAttention {
-                    q_proj: Dense::linear(&w, &format!("{a}.q_proj"), d, d, false, dev),
-                    k_proj: Dense::linear(&w, &format!("{a}.k_proj"), d, d, false, dev),
-                    v_proj: Dense::linear(&w, &format!("{a}.v_proj"), d, d, false, dev),
-                    out_proj: Dense::linear(&w, &format!("{a}.out_proj"), d, d, true, dev),
+                    q_proj: Dense::linear(&w, &a.at("q_proj"), d, d, false, dev),
+                    k_proj: Dense::linear(&w, &a.at("k_proj"), d, d, false, dev),
+                    v_proj: Dense::linear(&w, &a.at("v_proj"), d, d, false, dev),
+                    out_proj: Dense::linear(&w, &a.at("out_proj"), d, d, true, dev),
                     n_head: c.num_heads,
                     window: (c.attention_layers[i] == "local").then_some(c.window_size),
                 },
-                ln_2: LayerNorm::load(&w, &format!("{n}.ln_2"), d, eps, dev),
-                c_fc: Dense::linear(&w, &format!("{n}.mlp.c_fc"), d, inner, true, dev),
-                c_proj: Dense::linear(&w, &format!("{n}.mlp.c_proj"), inner, d, true, dev),
+                ln_2: LayerNorm::load(&w, &n.at("ln_2"), d, eps, dev),
+                c_fc: Dense::linear(&w, &n.at("mlp.c_fc"), d, inner, true, dev),
+                c_proj: Dense::linear(&w, &n.at("mlp.c_proj"), inner, d, true, dev),
                 act: c.activation_function.clone(),
             }
         };
         let model = GptNeo {
-            wte: Embedding::load(&w, "transformer.wte", c.vocab_size, d, dev),
-            wpe: Embedding::load(&w, "transformer.wpe", c.max_position_embeddings, d, dev),
+            wte: Embedding::load(&w, &Key::from("transformer.wte"), c.vocab_size, d, dev),
+            wpe: Embedding::load(
+                &w,
+                &Key::from("transformer.wpe"),
+                c.max_position_embeddings,
+                d,
+                dev,
+            ),
             h: (0..c.num_layers).map(block).collect(),
-            ln_f: LayerNorm::load(&w, "transformer.ln_f", d, eps, dev),
+            ln_f: LayerNorm::load(&w, &Key::from("transformer.ln_f"), d, eps, dev),
             lm_head: (!c.tie_word_embeddings)
-                .then(|| Dense::linear(&w, "lm_head", d, c.vocab_size, false, dev)),
+                .then(|| Dense::linear(&w, &Key::from("lm_head"), d, c.vocab_size, false, dev)),
         };
         w.ignore(|k| {
             k.ends_with(".attn.attention.bias")
@@ -249,23 +255,23 @@ impl<B: Backend> GptNeo<B> {
 
     pub fn export(&self) -> Export {
         let mut out = Export::default();
-        self.wte.export("transformer.wte", &mut out);
-        self.wpe.export("transformer.wpe", &mut out);
+        self.wte.export(&Key::from("transformer.wte"), &mut out);
+        self.wpe.export(&Key::from("transformer.wpe"), &mut out);
         for (i, b) in self.h.iter().enumerate() {
-            let n = format!("transformer.h.{i}");
-            b.ln_1.export(&format!("{n}.ln_1"), &mut out);
-            let a = format!("{n}.attn.attention");
-            b.attn.q_proj.export(&format!("{a}.q_proj"), &mut out);
-            b.attn.k_proj.export(&format!("{a}.k_proj"), &mut out);
-            b.attn.v_proj.export(&format!("{a}.v_proj"), &mut out);
-            b.attn.out_proj.export(&format!("{a}.out_proj"), &mut out);
-            b.ln_2.export(&format!("{n}.ln_2"), &mut out);
-            b.c_fc.export(&format!("{n}.mlp.c_fc"), &mut out);
-            b.c_proj.export(&format!("{n}.mlp.c_proj"), &mut out);
+            let n = super::gpt2::block_key(i);
+            b.ln_1.export(&n.at("ln_1"), &mut out);
+            let a = n.at("attn.attention");
+            b.attn.q_proj.export(&a.at("q_proj"), &mut out);
+            b.attn.k_proj.export(&a.at("k_proj"), &mut out);
+            b.attn.v_proj.export(&a.at("v_proj"), &mut out);
+            b.attn.out_proj.export(&a.at("out_proj"), &mut out);
+            b.ln_2.export(&n.at("ln_2"), &mut out);
+            b.c_fc.export(&n.at("mlp.c_fc"), &mut out);
+            b.c_proj.export(&n.at("mlp.c_proj"), &mut out);
         }
-        self.ln_f.export("transformer.ln_f", &mut out);
+        self.ln_f.export(&Key::from("transformer.ln_f"), &mut out);
         if let Some(l) = &self.lm_head {
-            l.export("lm_head", &mut out);
+            l.export(&Key::from("lm_head"), &mut out);
         }
         out
     }

@@ -2,7 +2,7 @@
 //! and exporters that write them back the same way.
 
 use super::cpu::{self, Act};
-use super::weights::{Export, Weights};
+use super::weights::{Export, Key, Weights};
 use burn::module::{Module, Param};
 use burn::prelude::*;
 use burn::tensor::activation;
@@ -22,18 +22,17 @@ impl<B: Backend> Dense<B> {
     /// An `nn.Linear` named `name` (`name.weight` `[out, in]`, optional `name.bias`).
     pub fn linear(
         w: &Weights,
-        name: &str,
+        name: &Key,
         d_in: usize,
         d_out: usize,
         bias: bool,
         dev: &B::Device,
     ) -> Self {
         let weight = w
-            .get::<B, 2>(&format!("{name}.weight"), [d_out, d_in], dev)
+            .get::<B, 2>(&name.at("weight"), [d_out, d_in], dev)
             .transpose();
         let weight = cpu::row_major_for_inference(weight);
-        let bias =
-            bias.then(|| Param::from_tensor(w.get::<B, 1>(&format!("{name}.bias"), [d_out], dev)));
+        let bias = bias.then(|| Param::from_tensor(w.get::<B, 1>(&name.at("bias"), [d_out], dev)));
         Dense {
             weight: Param::from_tensor(weight),
             bias,
@@ -42,9 +41,9 @@ impl<B: Backend> Dense<B> {
     }
 
     /// A GPT-2 `Conv1D` named `name` (`name.weight` `[in, out]`, `name.bias`).
-    pub fn conv1d(w: &Weights, name: &str, d_in: usize, d_out: usize, dev: &B::Device) -> Self {
-        let weight = w.get::<B, 2>(&format!("{name}.weight"), [d_in, d_out], dev);
-        let bias = w.get::<B, 1>(&format!("{name}.bias"), [d_out], dev);
+    pub fn conv1d(w: &Weights, name: &Key, d_in: usize, d_out: usize, dev: &B::Device) -> Self {
+        let weight = w.get::<B, 2>(&name.at("weight"), [d_in, d_out], dev);
+        let bias = w.get::<B, 1>(&name.at("bias"), [d_out], dev);
         Dense {
             weight: Param::from_tensor(weight),
             bias: Some(Param::from_tensor(bias)),
@@ -74,15 +73,15 @@ impl<B: Backend> Dense<B> {
         y.reshape(dims)
     }
 
-    pub fn export(&self, name: &str, out: &mut Export) {
+    pub fn export(&self, name: &Key, out: &mut Export) {
         let w = self.weight.val();
         if self.hf_linear {
-            out.put(&format!("{name}.weight"), &w.transpose());
+            out.put(&name.at("weight"), &w.transpose());
         } else {
-            out.put(&format!("{name}.weight"), &w);
+            out.put(&name.at("weight"), &w);
         }
         if let Some(b) = &self.bias {
-            out.put(&format!("{name}.bias"), &b.val());
+            out.put(&name.at("bias"), &b.val());
         }
     }
 }
@@ -95,10 +94,10 @@ pub struct LayerNorm<B: Backend> {
 }
 
 impl<B: Backend> LayerNorm<B> {
-    pub fn load(w: &Weights, name: &str, d: usize, eps: f64, dev: &B::Device) -> Self {
+    pub fn load(w: &Weights, name: &Key, d: usize, eps: f64, dev: &B::Device) -> Self {
         LayerNorm {
-            weight: Param::from_tensor(w.get(&format!("{name}.weight"), [d], dev)),
-            bias: Param::from_tensor(w.get(&format!("{name}.bias"), [d], dev)),
+            weight: Param::from_tensor(w.get(&name.at("weight"), [d], dev)),
+            bias: Param::from_tensor(w.get(&name.at("bias"), [d], dev)),
             eps,
         }
     }
@@ -115,9 +114,9 @@ impl<B: Backend> LayerNorm<B> {
         normed * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
     }
 
-    pub fn export(&self, name: &str, out: &mut Export) {
-        out.put(&format!("{name}.weight"), &self.weight.val());
-        out.put(&format!("{name}.bias"), &self.bias.val());
+    pub fn export(&self, name: &Key, out: &mut Export) {
+        out.put(&name.at("weight"), &self.weight.val());
+        out.put(&name.at("bias"), &self.bias.val());
     }
 }
 
@@ -129,9 +128,9 @@ pub struct RmsNorm<B: Backend> {
 }
 
 impl<B: Backend> RmsNorm<B> {
-    pub fn load(w: &Weights, name: &str, d: usize, eps: f64, dev: &B::Device) -> Self {
+    pub fn load(w: &Weights, name: &Key, d: usize, eps: f64, dev: &B::Device) -> Self {
         RmsNorm {
-            weight: Param::from_tensor(w.get(&format!("{name}.weight"), [d], dev)),
+            weight: Param::from_tensor(w.get(&name.at("weight"), [d], dev)),
             eps,
         }
     }
@@ -145,8 +144,8 @@ impl<B: Backend> RmsNorm<B> {
         x / (var + self.eps).sqrt() * self.weight.val().unsqueeze()
     }
 
-    pub fn export(&self, name: &str, out: &mut Export) {
-        out.put(&format!("{name}.weight"), &self.weight.val());
+    pub fn export(&self, name: &Key, out: &mut Export) {
+        out.put(&name.at("weight"), &self.weight.val());
     }
 }
 
@@ -156,9 +155,9 @@ pub struct Embedding<B: Backend> {
 }
 
 impl<B: Backend> Embedding<B> {
-    pub fn load(w: &Weights, name: &str, n: usize, d: usize, dev: &B::Device) -> Self {
+    pub fn load(w: &Weights, name: &Key, n: usize, d: usize, dev: &B::Device) -> Self {
         Embedding {
-            weight: Param::from_tensor(w.get(&format!("{name}.weight"), [n, d], dev)),
+            weight: Param::from_tensor(w.get(&name.at("weight"), [n, d], dev)),
         }
     }
 
@@ -167,8 +166,8 @@ impl<B: Backend> Embedding<B> {
         burn::tensor::module::embedding(self.weight.val(), ids)
     }
 
-    pub fn export(&self, name: &str, out: &mut Export) {
-        out.put(&format!("{name}.weight"), &self.weight.val());
+    pub fn export(&self, name: &Key, out: &mut Export) {
+        out.put(&name.at("weight"), &self.weight.val());
     }
 }
 
@@ -221,8 +220,8 @@ pub struct MultiHeadAttention<B: Backend> {
 }
 
 impl<B: Backend> MultiHeadAttention<B> {
-    pub fn load(w: &Weights, name: &str, d: usize, heads: usize, dev: &B::Device) -> Self {
-        let lin = |n: &str| Dense::linear(w, &format!("{name}.{n}"), d, d, true, dev);
+    pub fn load(w: &Weights, name: &Key, d: usize, heads: usize, dev: &B::Device) -> Self {
+        let lin = |n: &str| Dense::linear(w, &name.at(n), d, d, true, dev);
         MultiHeadAttention {
             q_proj: lin("q_proj"),
             k_proj: lin("k_proj"),
@@ -254,14 +253,14 @@ impl<B: Backend> MultiHeadAttention<B> {
         )))
     }
 
-    pub fn export(&self, name: &str, out: &mut Export) {
+    pub fn export(&self, name: &Key, out: &mut Export) {
         for (l, n) in [
             (&self.q_proj, "q_proj"),
             (&self.k_proj, "k_proj"),
             (&self.v_proj, "v_proj"),
             (&self.out_proj, "out_proj"),
         ] {
-            l.export(&format!("{name}.{n}"), out);
+            l.export(&name.at(n), out);
         }
     }
 }

@@ -14,7 +14,7 @@ use super::KvCache;
 use super::nn::{
     Dense, Embedding, RmsNorm, attention, causal_mask, key_padding_mask, merge_heads, split_heads,
 };
-use super::weights::{Export, Weights, read_config};
+use super::weights::{Export, Key, Weights, read_config};
 use anyhow::bail;
 use burn::prelude::*;
 use burn::tensor::activation;
@@ -230,7 +230,7 @@ pub struct Attention<B: Backend> {
 impl<B: Backend> Attention<B> {
     fn load(
         w: &Weights,
-        name: &str,
+        name: &Key,
         c: &T5Config,
         has_bias: bool,
         bidirectional: bool,
@@ -239,18 +239,12 @@ impl<B: Backend> Attention<B> {
         let (d, inner) = (c.d_model, c.num_heads * c.d_kv);
         let nb = c.relative_attention_num_buckets;
         Attention {
-            q: Dense::linear(w, &format!("{name}.q"), d, inner, false, dev),
-            k: Dense::linear(w, &format!("{name}.k"), d, inner, false, dev),
-            v: Dense::linear(w, &format!("{name}.v"), d, inner, false, dev),
-            o: Dense::linear(w, &format!("{name}.o"), inner, d, false, dev),
+            q: Dense::linear(w, &name.at("q"), d, inner, false, dev),
+            k: Dense::linear(w, &name.at("k"), d, inner, false, dev),
+            v: Dense::linear(w, &name.at("v"), d, inner, false, dev),
+            o: Dense::linear(w, &name.at("o"), inner, d, false, dev),
             relative_attention_bias: has_bias.then(|| {
-                Embedding::load(
-                    w,
-                    &format!("{name}.relative_attention_bias"),
-                    nb,
-                    c.num_heads,
-                    dev,
-                )
+                Embedding::load(w, &name.at("relative_attention_bias"), nb, c.num_heads, dev)
             }),
             n_heads: c.num_heads,
             num_buckets: nb,
@@ -309,17 +303,17 @@ impl<B: Backend> Attention<B> {
         Some(table.forward(ids).permute([2, 0, 1]).unsqueeze())
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
+    fn export(&self, name: &Key, out: &mut Export) {
         for (l, n) in [
             (&self.q, "q"),
             (&self.k, "k"),
             (&self.v, "v"),
             (&self.o, "o"),
         ] {
-            l.export(&format!("{name}.{n}"), out);
+            l.export(&name.at(n), out);
         }
         if let Some(b) = &self.relative_attention_bias {
-            b.export(&format!("{name}.relative_attention_bias"), out);
+            b.export(&name.at("relative_attention_bias"), out);
         }
     }
 }
@@ -337,7 +331,7 @@ pub struct AttentionLayer<B: Backend> {
 impl<B: Backend> AttentionLayer<B> {
     fn load(
         w: &Weights,
-        name: &str,
+        name: &Key,
         kind: &str,
         c: &T5Config,
         has_bias: bool,
@@ -347,19 +341,12 @@ impl<B: Backend> AttentionLayer<B> {
         AttentionLayer {
             layer_norm: RmsNorm::load(
                 w,
-                &format!("{name}.layer_norm"),
+                &name.at("layer_norm"),
                 c.d_model,
                 c.layer_norm_epsilon,
                 dev,
             ),
-            attention: Attention::load(
-                w,
-                &format!("{name}.{kind}"),
-                c,
-                has_bias,
-                bidirectional,
-                dev,
-            ),
+            attention: Attention::load(w, &name.at(kind), c, has_bias, bidirectional, dev),
             kind: kind.to_string(),
         }
     }
@@ -398,9 +385,9 @@ impl<B: Backend> AttentionLayer<B> {
         self.attention.key_values(x)
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
-        self.layer_norm.export(&format!("{name}.layer_norm"), out);
-        self.attention.export(&format!("{name}.{}", self.kind), out);
+    fn export(&self, name: &Key, out: &mut Export) {
+        self.layer_norm.export(&name.at("layer_norm"), out);
+        self.attention.export(&name.at(&self.kind), out);
     }
 }
 
@@ -422,7 +409,7 @@ pub struct FeedForward<B: Backend> {
 impl<B: Backend> FeedForward<B> {
     fn load(
         w: &Weights,
-        name: &str,
+        name: &Key,
         c: &T5Config,
         act: &str,
         gated: bool,
@@ -430,16 +417,10 @@ impl<B: Backend> FeedForward<B> {
     ) -> Self {
         let (d, ff) = (c.d_model, c.d_ff);
         let dense = |n: &str, i: usize, o: usize| {
-            Dense::linear(w, &format!("{name}.DenseReluDense.{n}"), i, o, false, dev)
+            Dense::linear(w, &name.at("DenseReluDense").at(n), i, o, false, dev)
         };
         FeedForward {
-            layer_norm: RmsNorm::load(
-                w,
-                &format!("{name}.layer_norm"),
-                d,
-                c.layer_norm_epsilon,
-                dev,
-            ),
+            layer_norm: RmsNorm::load(w, &name.at("layer_norm"), d, c.layer_norm_epsilon, dev),
             wi: (!gated).then(|| dense("wi", d, ff)),
             wi_0: gated.then(|| dense("wi_0", d, ff)),
             wi_1: gated.then(|| dense("wi_1", d, ff)),
@@ -459,14 +440,14 @@ impl<B: Backend> FeedForward<B> {
         h + self.wo.forward(inner)
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
-        self.layer_norm.export(&format!("{name}.layer_norm"), out);
+    fn export(&self, name: &Key, out: &mut Export) {
+        self.layer_norm.export(&name.at("layer_norm"), out);
         for (l, n) in [(&self.wi, "wi"), (&self.wi_0, "wi_0"), (&self.wi_1, "wi_1")] {
             if let Some(l) = l {
-                l.export(&format!("{name}.DenseReluDense.{n}"), out);
+                l.export(&name.at("DenseReluDense").at(n), out);
             }
         }
-        self.wo.export(&format!("{name}.DenseReluDense.wo"), out);
+        self.wo.export(&name.at("DenseReluDense.wo"), out);
     }
 }
 
@@ -518,14 +499,14 @@ impl<B: Backend> Block<B> {
 
     fn load(
         w: &Weights,
-        name: &str,
+        name: &Key,
         c: &T5Config,
         i: usize,
         decoder: bool,
         (act, gated): (&str, bool),
         dev: &B::Device,
     ) -> Self {
-        let l = |n: usize| format!("{name}.layer.{n}");
+        let l = |n: usize| sublayer(name, n);
         Block {
             self_attention: AttentionLayer::load(
                 w,
@@ -542,14 +523,19 @@ impl<B: Backend> Block<B> {
         }
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
-        self.self_attention.export(&format!("{name}.layer.0"), out);
+    fn export(&self, name: &Key, out: &mut Export) {
+        self.self_attention.export(&sublayer(name, 0), out);
         if let Some(ca) = &self.cross_attention {
-            ca.export(&format!("{name}.layer.1"), out);
+            ca.export(&sublayer(name, 1), out);
         }
         let n = feed_forward_layer(self.cross_attention.is_some());
-        self.feed_forward.export(&format!("{name}.layer.{n}"), out);
+        self.feed_forward.export(&sublayer(name, n), out);
     }
+}
+
+/// The `n`th sub-layer of a block (`block.3.layer.1`), in load and export alike.
+fn sublayer(block: &Key, n: usize) -> Key {
+    block.at("layer").at(n)
 }
 
 /// `encoder` or `decoder`: the blocks and the final norm (the token embeddings are the
@@ -563,7 +549,7 @@ pub struct Stack<B: Backend> {
 impl<B: Backend> Stack<B> {
     fn load(
         w: &Weights,
-        name: &str,
+        name: &Key,
         c: &T5Config,
         layers: usize,
         decoder: bool,
@@ -572,11 +558,11 @@ impl<B: Backend> Stack<B> {
     ) -> Self {
         Stack {
             block: (0..layers)
-                .map(|i| Block::load(w, &format!("{name}.block.{i}"), c, i, decoder, ff, dev))
+                .map(|i| Block::load(w, &name.at("block").at(i), c, i, decoder, ff, dev))
                 .collect(),
             final_layer_norm: RmsNorm::load(
                 w,
-                &format!("{name}.final_layer_norm"),
+                &name.at("final_layer_norm"),
                 c.d_model,
                 c.layer_norm_epsilon,
                 dev,
@@ -599,12 +585,12 @@ impl<B: Backend> Stack<B> {
             .position_bias(q, k, past, dev)
     }
 
-    fn export(&self, name: &str, out: &mut Export) {
+    fn export(&self, name: &Key, out: &mut Export) {
         for (i, b) in self.block.iter().enumerate() {
-            b.export(&format!("{name}.block.{i}"), out);
+            b.export(&name.at("block").at(i), out);
         }
         self.final_layer_norm
-            .export(&format!("{name}.final_layer_norm"), out);
+            .export(&name.at("final_layer_norm"), out);
     }
 }
 
@@ -670,14 +656,12 @@ impl<B: Backend> T5<B> {
         let ff = (act.as_str(), gated);
         let (d, vocab) = (c.d_model, c.vocab_size);
         // The shared embeddings under whichever of their tied names the file kept.
-        let shared_name = ["shared", "encoder.embed_tokens", "decoder.embed_tokens"]
-            .into_iter()
-            .find(|n| w.contains(&format!("{n}.weight")))
-            .unwrap_or("shared");
-        let shared = Embedding::load(&w, shared_name, vocab, d, dev);
+        let shared_name =
+            w.first_module(&["shared", "encoder.embed_tokens", "decoder.embed_tokens"]);
+        let shared = Embedding::load(&w, &shared_name, vocab, d, dev);
         // transformers 5 ties the head to `shared` unless the file holds a different one.
         let lm_head = if !c.tie_word_embeddings || w.contains("lm_head.weight") {
-            let head = Dense::linear(&w, "lm_head", d, vocab, false, dev);
+            let head = Dense::linear(&w, &Key::from("lm_head"), d, vocab, false, dev);
             let same = head.weight.val().transpose().to_data().to_vec::<f32>().ok()
                 == shared.weight.val().to_data().to_vec::<f32>().ok();
             (!c.tie_word_embeddings || !same).then_some(head)
@@ -686,8 +670,16 @@ impl<B: Backend> T5<B> {
         };
         let model = T5 {
             shared,
-            encoder: Stack::load(&w, "encoder", c, c.num_layers, false, ff, dev),
-            decoder: Stack::load(&w, "decoder", c, c.decoder_layers(), true, ff, dev),
+            encoder: Stack::load(&w, &Key::from("encoder"), c, c.num_layers, false, ff, dev),
+            decoder: Stack::load(
+                &w,
+                &Key::from("decoder"),
+                c,
+                c.decoder_layers(),
+                true,
+                ff,
+                dev,
+            ),
             lm_head,
             scale_decoder_outputs: c.scales_decoder_outputs(),
             d_model: d,
@@ -869,11 +861,11 @@ impl<B: Backend> T5<B> {
     /// transformers does not write them).
     pub fn export(&self) -> Export {
         let mut out = Export::default();
-        self.shared.export("shared", &mut out);
-        self.encoder.export("encoder", &mut out);
-        self.decoder.export("decoder", &mut out);
+        self.shared.export(&Key::from("shared"), &mut out);
+        self.encoder.export(&Key::from("encoder"), &mut out);
+        self.decoder.export(&Key::from("decoder"), &mut out);
         if let Some(l) = &self.lm_head {
-            l.export("lm_head", &mut out);
+            l.export(&Key::from("lm_head"), &mut out);
         }
         out
     }

@@ -21,6 +21,43 @@ use std::path::Path;
 /// The standard deviation of a randomly initialised tensor, by its HF name.
 pub type StdFn = Box<dyn Fn(&str) -> f32>;
 
+/// A tensor name in a checkpoint, or the prefix of a module's tensors:
+/// `Key::from("encoder").at("block").at(3).at("layer.0")` is `encoder.block.3.layer.0`.
+/// Each model's `load` and `export` build their names through the same calls, so a key
+/// written on export is the key read on load. Derefs to `&str` for [`Weights::get`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key(String);
+
+impl Key {
+    /// `self.part`; the root key (empty) gives `part` alone.
+    pub fn at(&self, part: impl std::fmt::Display) -> Key {
+        if self.0.is_empty() {
+            Key(part.to_string())
+        } else {
+            Key(format!("{}.{part}", self.0))
+        }
+    }
+}
+
+impl From<&str> for Key {
+    fn from(s: &str) -> Key {
+        Key(s.to_string())
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A checkpoint file's bytes: mapped (read lazily), or owned (handed to `from_bytes`).
 enum Blob {
     Mapped(memmap2::Mmap),
@@ -320,6 +357,16 @@ impl Weights {
         }
     }
 
+    /// The first of `names` whose `.weight` the checkpoint holds (tied tensors are saved
+    /// under any one of their names), else the first.
+    pub fn first_module(&self, names: &[&str]) -> Key {
+        let keys: Vec<Key> = names.iter().map(|&n| Key::from(n)).collect();
+        keys.iter()
+            .find(|k| self.contains(&k.at("weight")))
+            .unwrap_or(&keys[0])
+            .clone()
+    }
+
     /// Like [`Weights::get`] for a tensor that may be absent (returns `None` then).
     pub fn get_opt<B: Backend, const D: usize>(
         &self,
@@ -451,6 +498,14 @@ pub fn read_config<C: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result
 mod tests {
     use super::*;
     type B = crate::models::Cpu;
+
+    #[test]
+    fn keys_join_their_parts_with_dots() {
+        let block = Key::from("encoder.block").at(3);
+        assert_eq!(&*block.at("layer").at(1), "encoder.block.3.layer.1");
+        assert_eq!(block.to_string(), "encoder.block.3");
+        assert_eq!(&*Key::from("").at("shared"), "shared");
+    }
 
     #[test]
     fn a_mapped_checkpoint_reads_each_tensor_again_after_its_pages_are_released() {

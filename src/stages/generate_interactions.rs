@@ -68,6 +68,7 @@ pub(crate) fn sample_options(p: &Params, seed: u64, stops: &[u32]) -> SampleOpti
         no_repeat_ngram: p.int("no_repeat_ngram") as usize,
         stop_tokens: stops.to_vec(),
         seed,
+        selection: Default::default(),
     }
 }
 
