@@ -12,7 +12,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use hhi::models::generate::{SampleOptions, sample};
+use hhi::models::generate::{SampleOptions, Selection, sample};
 use hhi::models::gpt_neo::GptNeo;
 use hhi::models::gpt2::{Gpt2, Gpt2Config};
 use hhi::models::t5::{T5, T5Config};
@@ -97,6 +97,29 @@ fn parity<B: AutodiffBackend>(fx: &Path, dev: &B::Device) -> anyhow::Result<Valu
         dev,
     )?;
     out.insert("gpt2_greedy_equal".into(), json!(got == want));
+    // Token selection on the device (GPU backends' default) against reading the logits
+    // back, on this backend: top-p sampling with n-gram bans and a stop token.
+    let sampled = |selection| {
+        sample(
+            &gpt2,
+            &[prompt[0].clone(), prompt[0][..2].to_vec()],
+            &SampleOptions {
+                max_new_tokens: 12,
+                temperature: 1.0,
+                top_p: 0.9,
+                no_repeat_ngram: 2,
+                stop_tokens: vec![want[0][prompt[0].len() + 4]],
+                seed: 3,
+                selection,
+                ..Default::default()
+            },
+            dev,
+        )
+    };
+    out.insert(
+        "gpt2_device_selection_equal".into(),
+        json!(sampled(Selection::Device)? == sampled(Selection::Host)?),
+    );
     let e = expected(fx, "gpt_neo");
     let neo = GptNeo::<B::InnerBackend>::load(&fx.join("gpt_neo"), dev)?.0;
     out.insert(
