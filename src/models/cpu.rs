@@ -124,12 +124,24 @@ pub fn bias_act<B: Backend, const D: usize>(
     Ok(from_flex(f))
 }
 
-/// `act(x)` elementwise; `Err(x)` when the backend is not the CPU one.
+/// `act(x)` elementwise, with its gradient under autodiff; `Err(x)` when the backend is
+/// not the CPU one.
 pub fn activation<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     act: Act,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    bias_act(x, None, act)
+    match bias_act(x, None, act) {
+        Ok(y) => Ok(y),
+        Err(x) => super::cpu_train::activation(x, act),
+    }
+}
+
+/// Softmax over the last dimension under autodiff (burn-flex's own softmax is already one
+/// fused pass for inference); `Err(x)` otherwise.
+pub fn softmax_last<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    super::cpu_train::softmax_last(x)
 }
 
 /// `(x − mean) / √(var + eps) · weight + bias` over the last dimension (two passes per row:
@@ -140,7 +152,11 @@ pub fn layer_norm<B: Backend, const D: usize>(
     bias: Option<Tensor<B, 1>>,
     eps: f64,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    norm(x, weight, bias, eps, true)
+    match (norm(x, weight.clone(), bias.clone(), eps, true), bias) {
+        (Ok(y), _) => Ok(y),
+        (Err(x), Some(b)) => super::cpu_train::layer_norm(x, weight, b, eps),
+        (Err(x), None) => Err(x),
+    }
 }
 
 /// T5's norm: `x / √(mean(x²) + eps) · weight`; `Err(x)` when the backend is not the CPU one.
@@ -149,7 +165,10 @@ pub fn rms_norm<B: Backend, const D: usize>(
     weight: Tensor<B, 1>,
     eps: f64,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    norm(x, weight, None, eps, false)
+    match norm(x, weight.clone(), None, eps, false) {
+        Ok(y) => Ok(y),
+        Err(x) => super::cpu_train::rms_norm(x, weight, eps),
+    }
 }
 
 fn norm<B: Backend, const D: usize>(
@@ -191,9 +210,9 @@ fn norm<B: Backend, const D: usize>(
 
 const LANES: usize = 16;
 
-/// `Σ x` in a fixed order: sixteen running sums, the remainder, then the lanes in order.
+/// `Σ f(x)` in a fixed order: sixteen running sums, the remainder, then the lanes in order.
 #[inline(always)]
-fn sum_fixed(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+pub(crate) fn sum_fixed(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = x.len() / LANES;
     for c in 0..chunks {
@@ -237,6 +256,33 @@ fn norm_row(row: &mut [f32], w: &[f32], b: Option<&[f32]>, eps: f32, center: boo
     }
 }
 
+/// `act(x)`.
+#[inline(always)]
+pub(crate) fn act_value(x: f32, act: Act) -> f32 {
+    match act {
+        Act::Identity => x,
+        Act::QuickGelu => quick_gelu(x),
+        Act::GeluNew => gelu_new(x),
+    }
+}
+
+/// `act'(x)`: for `x·σ(a·v(x))`, `σ + x·σ(1 − σ)·a·v'(x)`.
+#[inline(always)]
+pub(crate) fn act_derivative(x: f32, act: Act) -> f32 {
+    match act {
+        Act::Identity => 1.0,
+        Act::QuickGelu => {
+            let s = sigmoid(x * 1.702);
+            s + x * s * (1.0 - s) * 1.702
+        }
+        Act::GeluNew => {
+            let u = (x + x * x * x * 0.044715) * TWO_SQRT_2_OVER_PI;
+            let s = sigmoid(u);
+            s + x * s * (1.0 - s) * TWO_SQRT_2_OVER_PI * (1.0 + x * x * (3.0 * 0.044715))
+        }
+    }
+}
+
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2", "aarch64+neon"))]
 fn add_then(row: &mut [f32], bias: &[f32], act: Act) {
     match act {
@@ -266,20 +312,24 @@ fn quick_gelu(x: f32) -> f32 {
     x * sigmoid(x * 1.702)
 }
 
+/// `2√(2/π)`: `gelu_new` is `x·σ(2u)`, `u = √(2/π)(x + 0.044715x³)`.
+const TWO_SQRT_2_OVER_PI: f32 =
+    (2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2) as f32;
+
 #[inline(always)]
 fn gelu_new(x: f32) -> f32 {
-    const TWO_SQRT_2_OVER_PI: f32 =
-        (2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2) as f32;
     let u = (x + x * x * x * 0.044715) * TWO_SQRT_2_OVER_PI;
     x * sigmoid(u)
 }
 
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
+    // e⁸⁰ keeps σ above the subnormals, which x86 multiplies ~100× slower.
+    1.0 / (1.0 + exp((-x).min(80.0)))
 }
 
-/// `eˣ` within 2 ulp over the range where it is a normal f32 (clamped outside it):
+/// `eˣ` within 2 ulp over the range where it is a normal f32 (clamped above it, 0 below
+/// it: never a subnormal, which would slow every product it meets):
 /// `x = n·ln 2 + r` with `|r| ≤ ln 2 / 2`, a degree-6 polynomial for `eʳ` (Cephes'
 /// `expf` coefficients), and `2ⁿ` put into the exponent bits. Branch-free, so the loops
 /// that call it vectorise.
@@ -291,6 +341,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Adding 1.5·2²³ rounds to the nearest integer, which lands in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
+    let zero = x < -87.3;
     let x = x.clamp(-87.3, 88.3);
     let k = x * LOG2E + ROUND;
     let n = k - ROUND;
@@ -303,7 +354,8 @@ pub(crate) fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    er * f32::from_bits(((ni + 127) as u32) << 23)
+    let e = er * f32::from_bits(((ni + 127) as u32) << 23);
+    if zero { 0.0 } else { e }
 }
 
 #[cfg(test)]
@@ -432,9 +484,14 @@ mod tests {
 
     #[test]
     fn other_backends_get_their_tensor_back() {
+        type Nd = burn::backend::NdArray;
+        let x = Tensor::<Nd, 2>::ones([2, 3], &Default::default());
+        assert!(activation(x.clone(), Act::QuickGelu).is_err());
+        assert!(layer_norm(x.clone(), x.clone().sum_dim(0).squeeze(), None, 1e-5).is_err());
+        // Under autodiff the CPU backend takes the fused training ops (`cpu_train`).
         type AD = burn::backend::Autodiff<B>;
         let x = Tensor::<AD, 2>::ones([2, 3], &Default::default());
-        assert!(activation(x, Act::QuickGelu).is_err());
+        assert!(activation(x, Act::QuickGelu).is_ok());
     }
 
     #[test]

@@ -297,7 +297,9 @@ pub fn attention<B: Backend>(
     if let Some(m) = mask {
         scores = scores.mask_fill(m, f32::MIN);
     }
-    activation::softmax(scores, 3).matmul(v)
+    cpu::softmax_last(scores)
+        .unwrap_or_else(|s| activation::softmax(s, 3))
+        .matmul(v)
 }
 
 /// `[1, 1, q, k]` mask blocking keys after each query, for `q` new queries that follow
