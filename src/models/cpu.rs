@@ -35,24 +35,36 @@ pub enum Act {
     GeluNew,
 }
 
-/// The backend's tensor as a CPU tensor, or the tensor back if the backend is another one
-/// (a GPU, or autodiff) or the element type is not f32.
-fn as_flex<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<FlexTensor, Tensor<B, D>> {
-    if TypeId::of::<B::FloatTensorPrimitive>() != TypeId::of::<FlexTensor>()
+/// The backend's float primitive as the concrete type `P` (e.g. the CPU backend's
+/// `FlexTensor`), or the tensor back if the backend's primitive is another type or the
+/// element type is not f32.
+pub(crate) fn primitive_as<P: 'static, B: Backend, const D: usize>(
+    t: Tensor<B, D>,
+) -> Result<P, Tensor<B, D>> {
+    if TypeId::of::<B::FloatTensorPrimitive>() != TypeId::of::<P>()
         || t.dtype() != burn::tensor::DType::F32
     {
         return Err(t);
     }
     let p: Box<dyn Any> = Box::new(t.into_primitive().tensor());
-    Ok(*p.downcast::<FlexTensor>().expect("checked by TypeId"))
+    Ok(*p.downcast::<P>().expect("checked by TypeId"))
+}
+
+/// The inverse of [`primitive_as`].
+pub(crate) fn tensor_from<P: 'static, B: Backend, const D: usize>(p: P) -> Tensor<B, D> {
+    let p: Box<dyn Any> = Box::new(p);
+    let p = *p
+        .downcast::<B::FloatTensorPrimitive>()
+        .expect("only called with a primitive_as result");
+    Tensor::from_primitive(TensorPrimitive::Float(p))
+}
+
+fn as_flex<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<FlexTensor, Tensor<B, D>> {
+    primitive_as(t)
 }
 
 fn from_flex<B: Backend, const D: usize>(f: FlexTensor) -> Tensor<B, D> {
-    let p: Box<dyn Any> = Box::new(f);
-    let p = *p
-        .downcast::<B::FloatTensorPrimitive>()
-        .expect("only called after as_flex succeeded");
-    Tensor::from_primitive(TensorPrimitive::Float(p))
+    tensor_from(f)
 }
 
 /// A contiguous tensor this function owns alone, so its storage can be written in place.

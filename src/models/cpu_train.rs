@@ -10,17 +10,15 @@
 //! bits depend neither on the thread count nor on the SIMD width. The column sums of the
 //! norms' weight gradients run over rows in order, columns split between threads.
 
-use super::cpu::{Act, act_derivative, act_value, exp, sum_fixed};
+use super::cpu::{Act, act_derivative, act_value, exp, primitive_as, sum_fixed, tensor_from};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::prelude::*;
-use burn::tensor::TensorPrimitive;
 use burn::tensor::ops::FloatTensor;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
-use std::any::{Any, TypeId};
 
 type Inner = super::Cpu;
 type Train = super::CpuTrain;
@@ -32,21 +30,11 @@ const ROWS_PER_TASK: usize = 16;
 const COLUMNS_PER_TASK: usize = 64;
 
 fn as_train<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<TrainTensor, Tensor<B, D>> {
-    if TypeId::of::<B::FloatTensorPrimitive>() != TypeId::of::<TrainTensor>()
-        || t.dtype() != burn::tensor::DType::F32
-    {
-        return Err(t);
-    }
-    let p: Box<dyn Any> = Box::new(t.into_primitive().tensor());
-    Ok(*p.downcast::<TrainTensor>().expect("checked by TypeId"))
+    primitive_as(t)
 }
 
 fn from_train<B: Backend, const D: usize>(t: TrainTensor) -> Tensor<B, D> {
-    let p: Box<dyn Any> = Box::new(t);
-    let p = *p
-        .downcast::<B::FloatTensorPrimitive>()
-        .expect("only called after as_train succeeded");
-    Tensor::from_primitive(TensorPrimitive::Float(p))
+    tensor_from(t)
 }
 
 /// The values of a CPU tensor in logical order, as one contiguous slice's owner.
@@ -397,6 +385,18 @@ impl Backward<Inner, 2> for RmsNormOp {
     }
 }
 
+/// The output of a norm, with its state kept for the backward pass when it is tracked.
+fn finish_norm<O: Backward<Inner, N, State = NormState>, const N: usize>(
+    kind: OpsKind<O, Inner, NormState, NoCheckpointing, N>,
+    state: NormState,
+    y: FlexTensor,
+) -> TrainTensor {
+    match kind {
+        OpsKind::Tracked(prep) => prep.finish(state, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    }
+}
+
 /// A layer norm over the last dimension under autodiff on the CPU backend; `Err(x)` for
 /// any other backend.
 pub fn layer_norm<B: Backend, const D: usize>(
@@ -418,23 +418,17 @@ pub fn layer_norm<B: Backend, const D: usize>(
         return Ok(from_train(x));
     }
     let (xhat, rstd, y) = norm_forward(&xc, &wc, Some(&bc), eps as f32, true);
-    let out = match LayerNormOp
+    let kind = LayerNormOp
         .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone(), b.node.clone()])
         .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let state = NormState {
-                xhat,
-                rstd,
-                weight: wc,
-                center: true,
-            };
-            prep.finish(state, y)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(y),
+        .stateful();
+    let state = NormState {
+        xhat,
+        rstd,
+        weight: wc,
+        center: true,
     };
-    Ok(from_train(out))
+    Ok(from_train(finish_norm(kind, state, y)))
 }
 
 /// T5's norm (`x / √(mean(x²) + eps) · weight`) under autodiff on the CPU backend;
@@ -453,23 +447,17 @@ pub fn rms_norm<B: Backend, const D: usize>(
         return Ok(from_train(x));
     }
     let (xhat, rstd, y) = norm_forward(&xc, &wc, None, eps as f32, false);
-    let out = match RmsNormOp
+    let kind = RmsNormOp
         .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
         .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let state = NormState {
-                xhat,
-                rstd,
-                weight: wc,
-                center: false,
-            };
-            prep.finish(state, y)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(y),
+        .stateful();
+    let state = NormState {
+        xhat,
+        rstd,
+        weight: wc,
+        center: false,
     };
-    Ok(from_train(out))
+    Ok(from_train(finish_norm(kind, state, y)))
 }
 
 #[cfg(test)]
