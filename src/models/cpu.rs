@@ -371,12 +371,13 @@ pub(crate) fn exp(x: f32) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::models::nn;
     type B = crate::models::Cpu;
 
-    fn values(n: usize, seed: u32, scale: f32) -> Vec<f32> {
+    /// `n` deterministic values spread over `[-scale, scale]` (shared with `cpu_train`).
+    pub(crate) fn values(n: usize, seed: u32, scale: f32) -> Vec<f32> {
         (0..n)
             .map(|i| {
                 let h = (i as u32).wrapping_mul(2654435761) ^ seed.wrapping_mul(40503);

@@ -466,14 +466,7 @@ mod tests {
     use burn::tensor::activation;
     type AD = Train;
 
-    fn values_of(n: usize, seed: u32, scale: f32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let h = (i as u32).wrapping_mul(2654435761) ^ seed.wrapping_mul(40503);
-                ((h % 20001) as f32 / 10000.0 - 1.0) * scale
-            })
-            .collect()
-    }
+    use crate::models::cpu::tests::values as values_of;
 
     fn param<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<AD, D> {
         Tensor::<AD, D>::from_data(TensorData::new(v, shape), &Default::default()).require_grad()
