@@ -367,9 +367,9 @@ impl<B: Backend> VisionEmbeddings<B> {
             .reshape([n, c, gh, p, gw, p])
             .permute([0, 2, 4, 1, 3, 5])
             .reshape([n * gh * gw, c * p * p]);
-        let patches = patches
-            .matmul(weight.reshape([d, c * p * p]).transpose())
-            .reshape([n, gh * gw, d]);
+        let patches =
+            super::cpu_matmul::matmul(patches, weight.reshape([d, c * p * p]).transpose())
+                .reshape([n, gh * gw, d]);
         let cls = self
             .class_embedding
             .val()

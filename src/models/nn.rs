@@ -2,6 +2,7 @@
 //! and exporters that write them back the same way.
 
 use super::cpu::{self, Act};
+use super::cpu_matmul::matmul;
 use super::weights::{Export, Key, Weights};
 use burn::module::{Module, Param};
 use burn::prelude::*;
@@ -63,7 +64,7 @@ impl<B: Backend> Dense<B> {
         // A generation step (a few rows): the CPU backend's streaming product.
         let y = match super::matvec::small_matmul(&x, &w) {
             Some(y) => y,
-            None => x.matmul(w),
+            None => matmul(x, w),
         };
         let y = match &self.bias {
             Some(b) => cpu::bias_act(y, Some(b.val()), Act::Identity)
@@ -202,7 +203,7 @@ pub fn lm_logits<B: Backend>(
             if let Some(y) = super::matvec::small_matmul(&h, &w.clone().transpose()) {
                 return y.reshape([b, t, v]);
             }
-            w.matmul(h.transpose()).transpose().reshape([b, t, v])
+            matmul(w, h.transpose()).transpose().reshape([b, t, v])
         }
     }
 }
@@ -287,7 +288,7 @@ pub fn attention<B: Backend>(
     mask: Option<Tensor<B, 4, Bool>>,
     bias: Option<Tensor<B, 4>>,
 ) -> Tensor<B, 4> {
-    let mut scores = q.matmul(k.swap_dims(2, 3));
+    let mut scores = matmul(q, k.swap_dims(2, 3));
     if let Some(s) = scale {
         scores = scores * s;
     }
@@ -297,9 +298,8 @@ pub fn attention<B: Backend>(
     if let Some(m) = mask {
         scores = scores.mask_fill(m, f32::MIN);
     }
-    cpu::softmax_last(scores)
-        .unwrap_or_else(|s| activation::softmax(s, 3))
-        .matmul(v)
+    let probs = cpu::softmax_last(scores).unwrap_or_else(|s| activation::softmax(s, 3));
+    matmul(probs, v)
 }
 
 /// `[1, 1, q, k]` mask blocking keys after each query, for `q` new queries that follow

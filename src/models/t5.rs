@@ -851,10 +851,10 @@ impl<B: Backend> T5<B> {
         } else {
             h
         };
-        match &self.lm_head {
-            Some(l) => l.forward(h),
-            None => h.matmul(self.shared.weight.val().transpose().unsqueeze()),
-        }
+        // The shared helper flattens the rows: a batched product against the broadcast
+        // `[1, d, vocab]` view made autodiff compute the tied weight's gradient per batch
+        // row (`[b, d, vocab]`, 263 MB for T5-small at batch 4) and then sum it.
+        super::nn::lm_logits(h, &self.shared, &self.lm_head)
     }
 
     /// The weights in HF layout and names (the tied aliases are not written, as

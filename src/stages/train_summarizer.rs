@@ -35,7 +35,7 @@ impl StageKind for TrainSummarizer {
         "train_summarizer"
     }
     fn version(&self) -> u32 {
-        3
+        4
     }
     fn about(&self) -> &'static str {
         "stage 5: trains a T5 summarizer caption → interaction on the filtered pairs"
