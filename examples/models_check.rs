@@ -249,31 +249,51 @@ fn bench_matmul<B: Backend>(dev: &B::Device, out: &mut Out) {
         "matmul_1024_gflops".into(),
         json!(5.0 * 2.0 * 1024f64.powi(3) / t.elapsed().as_secs_f64() / 1e9),
     );
-    // The products the models are made of (m×k · k×n): where the model ratios come from.
-    for (m, k, n, tr) in [
-        (400usize, 768usize, 3072usize, false),
-        (400, 768, 3072, true),
-        (400, 3072, 768, false),
-        (400, 3072, 768, true),
-    ] {
-        let a = Tensor::<B, 2>::ones([m, k], dev);
-        let b = if tr {
+    // The products the models are made of (m×k · k×n; `_ta`/`_t`: the left/right operand
+    // is a transposed view): GPT-2's MLP, then T5-small's training step (a forward product
+    // against an HF `Linear` weight, the input gradient, the weight gradient, a decoder
+    // product). tools/bench_models.py times the same list.
+    for (m, k, n, ta, tb) in MATMUL_SHAPES {
+        let a = if ta {
+            Tensor::<B, 2>::ones([k, m], dev).transpose()
+        } else {
+            Tensor::<B, 2>::ones([m, k], dev)
+        };
+        let b = if tb {
             Tensor::<B, 2>::ones([n, k], dev).transpose()
         } else {
             Tensor::<B, 2>::ones([k, n], dev)
         };
-        sync(a.clone().matmul(b.clone()).sum());
-        let reps = 5;
+        let product = || hhi::models::cpu_matmul::matmul(a.clone(), b.clone());
+        sync(product().sum());
+        let flops = 2.0 * (m * k * n) as f64;
+        let reps = (2e10 / flops).clamp(5.0, 200.0) as usize;
         let t = Instant::now();
         for _ in 0..reps {
-            sync(a.clone().matmul(b.clone()).sum());
+            sync(product().sum());
         }
         out.insert(
-            format!("matmul_{m}x{k}x{n}{}_gflops", if tr { "_t" } else { "" }),
-            json!(reps as f64 * 2.0 * (m * k * n) as f64 / t.elapsed().as_secs_f64() / 1e9),
+            format!(
+                "matmul_{m}x{k}x{n}{}{}_gflops",
+                if ta { "_ta" } else { "" },
+                if tb { "_t" } else { "" }
+            ),
+            json!(reps as f64 * flops / t.elapsed().as_secs_f64() / 1e9),
         );
     }
 }
+
+/// (m, k, n, left transposed, right transposed); the same list as tools/bench_models.py.
+const MATMUL_SHAPES: [(usize, usize, usize, bool, bool); 8] = [
+    (400, 768, 3072, false, false),
+    (400, 768, 3072, false, true),
+    (400, 3072, 768, false, false),
+    (400, 3072, 768, false, true),
+    (512, 512, 2048, false, true),
+    (512, 2048, 512, false, false),
+    (2048, 512, 512, true, false),
+    (128, 512, 512, false, true),
+];
 
 fn bench_gpt2<B: AutodiffBackend>(
     dev: &B::Device,

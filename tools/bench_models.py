@@ -34,15 +34,22 @@ def torch_bench(dev, steps):
     for _ in range(5):
         (a @ a).sum().item()
     out["matmul_1024_gflops"] = 5 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9
-    # The model-shaped products of models_check (a `_t` weight is a transposed view).
-    for m, k, n, tr in [(400, 768, 3072, False), (400, 768, 3072, True), (400, 3072, 768, False), (400, 3072, 768, True)]:
-        x = torch.ones(m, k, device=dev)
-        w = torch.ones(n, k, device=dev).t() if tr else torch.ones(k, n, device=dev)
+    # The model-shaped products of models_check (`_ta`/`_t`: the left/right operand is a
+    # transposed view); the same list as its MATMUL_SHAPES.
+    for m, k, n, ta, tb in [(400, 768, 3072, False, False), (400, 768, 3072, False, True),
+                            (400, 3072, 768, False, False), (400, 3072, 768, False, True),
+                            (512, 512, 2048, False, True), (512, 2048, 512, False, False),
+                            (2048, 512, 512, True, False), (128, 512, 512, False, True)]:
+        x = torch.ones(k, m, device=dev).t() if ta else torch.ones(m, k, device=dev)
+        w = torch.ones(n, k, device=dev).t() if tb else torch.ones(k, n, device=dev)
         (x @ w).sum().item()
+        flops = 2 * m * k * n
+        reps = int(min(200, max(5, 2e10 / flops)))
         t = time.perf_counter()
-        for _ in range(5):
+        for _ in range(reps):
             (x @ w).sum().item()
-        out[f"matmul_{m}x{k}x{n}{'_t' if tr else ''}_gflops"] = 5 * 2 * m * k * n / (time.perf_counter() - t) / 1e9
+        key = f"matmul_{m}x{k}x{n}{'_ta' if ta else ''}{'_t' if tb else ''}_gflops"
+        out[key] = reps * flops / (time.perf_counter() - t) / 1e9
 
     torch.manual_seed(1)
     m = GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,

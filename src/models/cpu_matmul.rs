@@ -34,7 +34,7 @@ pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> T
     // The clones share storage; they only let the tensors go back to burn unchanged.
     let flex = |t: &Tensor<B, D>| primitive_as::<FlexTensor, B, D>(t.clone()).ok();
     if let (Some(x), Some(y)) = (flex(&a), flex(&b)) {
-        if let Some(p) = product(&x, &y) {
+        if let Some(p) = forward_product(&x, &y) {
             return tensor_from(p);
         }
     } else {
@@ -74,8 +74,18 @@ fn plan(a: &Layout, b: &Layout) -> Option<(Vec<usize>, Vec<isize>, Vec<isize>)> 
     Some((batch, ba, bb))
 }
 
-/// `a · b` for f32 CPU tensors of equal rank; `None` where [`plan`] declines.
-fn product(a: &FlexTensor, b: &FlexTensor) -> Option<FlexTensor> {
+/// Whether the last two dimensions of `l` are a transposed view (a column-major matrix).
+fn column_major(l: &Layout) -> bool {
+    let d = l.num_dims();
+    d >= 2 && l.strides()[d - 2] == 1 && l.shape()[d - 2] > 1 && l.shape()[d - 1] > 1
+}
+
+/// `a · b` for f32 CPU tensors of equal rank; `None` where [`plan`] declines. With
+/// `transposed_out` the result is stored column-major and returned as a transposed view:
+/// `gemm` runs at 1.3–2.6× the speed when the output's layout matches its operands'
+/// (measured on the T5 and GPT-2 training shapes, e.g. 128×512·512×512 from two
+/// transposed views: 114 GFLOP/s into a row-major output, 293 into a column-major one).
+fn product(a: &FlexTensor, b: &FlexTensor, transposed_out: bool) -> Option<FlexTensor> {
     let (la, lb) = (a.layout(), b.layout());
     let (batch, bsa, bsb) = plan(la, lb)?;
     let d = la.num_dims();
@@ -97,6 +107,11 @@ fn product(a: &FlexTensor, b: &FlexTensor) -> Option<FlexTensor> {
         }
         off
     };
+    let (dst_rs, dst_cs) = if transposed_out {
+        (1, m as isize)
+    } else {
+        (n as isize, 1)
+    };
     let one = |out: &mut [MaybeUninit<f32>], i: usize, par: gemm::Parallelism| {
         // SAFETY: the offsets and strides come from the tensors' own layouts, so every
         // element `gemm` reads lies in their storage; `out` holds exactly m·n elements,
@@ -107,8 +122,8 @@ fn product(a: &FlexTensor, b: &FlexTensor) -> Option<FlexTensor> {
                 n,
                 k,
                 out.as_mut_ptr().cast::<f32>(),
-                1,
-                n as isize,
+                dst_cs,
+                dst_rs,
                 false,
                 da.as_ptr().offset(oa + offset(i, &bsa)),
                 acs,
@@ -148,8 +163,21 @@ fn product(a: &FlexTensor, b: &FlexTensor) -> Option<FlexTensor> {
     // SAFETY: `gemm` has written all count·m·n elements above.
     unsafe { out.set_len(count * per) };
     let mut shape = batch;
-    shape.extend([m, n]);
-    Some(FlexTensor::from_data(TensorData::new(out, shape)))
+    if transposed_out {
+        shape.extend([n, m]);
+        Some(transposed(&FlexTensor::from_data(TensorData::new(
+            out, shape,
+        ))))
+    } else {
+        shape.extend([m, n]);
+        Some(FlexTensor::from_data(TensorData::new(out, shape)))
+    }
+}
+
+/// A forward product: column-major only when both operands are (`gemm`'s fast case for
+/// them, and the LM head's shape); otherwise row-major, which the ops after it expect.
+fn forward_product(a: &FlexTensor, b: &FlexTensor) -> Option<FlexTensor> {
+    product(a, b, column_major(a.layout()) && column_major(b.layout()))
 }
 
 /// `t` with its last two dimensions swapped: a view, no copy.
@@ -173,36 +201,53 @@ fn reduce_to(mut g: FlexTensor, like: &[usize]) -> FlexTensor {
 #[derive(Debug)]
 struct MatmulOp;
 
-/// What the backward pass needs: each side, kept only if the other needs a gradient,
-/// and both sides' shapes.
-type State = (
-    Option<FlexTensor>,
-    Option<FlexTensor>,
-    Vec<usize>,
-    Vec<usize>,
-);
+/// What the backward pass needs of one operand: its values (kept only if the other side
+/// needs a gradient), its shape, and whether it is a transposed view.
+#[derive(Clone, Debug)]
+struct Side {
+    values: Option<FlexTensor>,
+    shape: Vec<usize>,
+    column_major: bool,
+}
+
+impl Side {
+    fn of(t: &FlexTensor, keep: bool) -> Side {
+        Side {
+            values: keep.then(|| t.clone()),
+            shape: t.layout().shape().to_vec(),
+            column_major: column_major(t.layout()),
+        }
+    }
+}
+
+type State = (Side, Side);
 
 impl Backward<Inner, 2> for MatmulOp {
     type State = State;
 
     fn backward(self, ops: Ops<State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (a, b, sa, sb) = ops.state;
+        let (a, b) = ops.state;
         let g = grads.consume::<Inner>(&ops.node);
         let [pa, pb] = ops.parents;
-        let product = |x: &FlexTensor, y: &FlexTensor| {
-            product(x, y).unwrap_or_else(|| Inner::float_matmul(x.clone(), y.clone()))
+        // Each gradient in its operand's layout: a transposed view's gradient goes back
+        // through the transpose as a row-major tensor, with no copy.
+        let product = |x: &FlexTensor, y: &FlexTensor, like: &Side| {
+            product(x, y, like.column_major)
+                .unwrap_or_else(|| Inner::float_matmul(x.clone(), y.clone()))
         };
-        if let (Some(p), Some(b)) = (pa, &b) {
-            grads.register::<Inner>(p.id, reduce_to(product(&g, &transposed(b)), &sa));
+        if let (Some(p), Some(bv)) = (pa, &b.values) {
+            let ga = product(&g, &transposed(bv), &a);
+            grads.register::<Inner>(p.id, reduce_to(ga, &a.shape));
         }
-        if let (Some(p), Some(a)) = (pb, &a) {
-            grads.register::<Inner>(p.id, reduce_to(product(&transposed(a), &g), &sb));
+        if let (Some(p), Some(av)) = (pb, &a.values) {
+            let gb = product(&transposed(av), &g, &b);
+            grads.register::<Inner>(p.id, reduce_to(gb, &b.shape));
         }
     }
 }
 
 fn train_product(a: TrainTensor, b: TrainTensor) -> Option<TrainTensor> {
-    let y = product(&a.primitive, &b.primitive)?;
+    let y = forward_product(&a.primitive, &b.primitive)?;
     let (a_tracked, b_tracked) = (a.is_tracked(), b.is_tracked());
     Some(
         match MatmulOp
@@ -211,11 +256,11 @@ fn train_product(a: TrainTensor, b: TrainTensor) -> Option<TrainTensor> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let sa = a.primitive.layout().shape().to_vec();
-                let sb = b.primitive.layout().shape().to_vec();
-                let keep_a = b_tracked.then(|| a.primitive.clone());
-                let keep_b = a_tracked.then(|| b.primitive.clone());
-                prep.finish((keep_a, keep_b, sa, sb), y)
+                let sides = (
+                    Side::of(&a.primitive, b_tracked),
+                    Side::of(&b.primitive, a_tracked),
+                );
+                prep.finish(sides, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(y),
         },
@@ -253,7 +298,15 @@ mod tests {
             bits(a.clone().matmul(b))
         );
         let bt = t::<Inner, 2>([29, 50], 3).transpose();
-        assert_eq!(bits(matmul(a.clone(), bt.clone())), bits(a.matmul(bt)));
+        assert_eq!(
+            bits(matmul(a.clone(), bt.clone())),
+            bits(a.matmul(bt.clone()))
+        );
+        // Both transposed: the result is a column-major view, with the same values.
+        let at = t::<Inner, 2>([50, 37], 10).transpose();
+        let y = matmul(at.clone(), bt.clone());
+        assert_eq!(bits(y.clone()), bits(at.matmul(bt)));
+        assert_eq!(y.dims(), [37, 29]);
         let a = t::<Inner, 4>([2, 3, 16, 8], 4);
         let b = t::<Inner, 4>([1, 3, 8, 16], 5);
         assert_eq!(
@@ -289,6 +342,31 @@ mod tests {
                 (bits(y.inner()), bits(ga), bits(gb))
             };
             assert_eq!(run(true), run(false), "shapes {sa:?} · {sb:?}");
+        }
+        // Transposed views (an HF `Linear` weight, the tied LM head's `W·hᵀ`): their
+        // gradients come out column-major and must still be burn's, bit for bit.
+        for (ta, tb) in [(false, true), (true, false), (true, true)] {
+            let run = |ours: bool| {
+                let (m, k, n) = (33, 70, 45);
+                let pa = t::<AD, 2>(if ta { [k, m] } else { [m, k] }, 13).require_grad();
+                let pb = t::<AD, 2>(if tb { [n, k] } else { [k, n] }, 14).require_grad();
+                let a = if ta {
+                    pa.clone().transpose()
+                } else {
+                    pa.clone()
+                };
+                let b = if tb {
+                    pb.clone().transpose()
+                } else {
+                    pb.clone()
+                };
+                let y = if ours { matmul(a, b) } else { a.matmul(b) };
+                let w = t::<AD, 2>(y.dims(), 15);
+                let g = (y.clone() * w).sum().backward();
+                let (ga, gb) = (pa.grad(&g).unwrap(), pb.grad(&g).unwrap());
+                (bits(y.inner()), bits(ga), bits(gb))
+            };
+            assert_eq!(run(true), run(false), "transposed: {ta} {tb}");
         }
         // Only one side tracked: the other gets no gradient and nothing breaks.
         let a = t::<AD, 2>([4, 3], 1).require_grad();

@@ -7,7 +7,7 @@ pub mod bleurt;
 pub mod captioner;
 pub mod clip;
 pub mod cpu;
-mod cpu_matmul;
+pub mod cpu_matmul;
 mod cpu_train;
 pub mod generate;
 pub mod gpt2;
