@@ -1,6 +1,6 @@
 //! The fused kernels of [`super::cpu`] as autodiff operations, for training on the CPU
-//! backend: activations, softmax over the last dimension, and layer/RMS norms, each with a
-//! hand-written backward pass.
+//! backend: activations, softmax over the last dimension, layer/RMS norms and the
+//! embedding lookup, each with a hand-written backward pass.
 //!
 //! Written here because burn's autodiff composes these from elementwise operations, and
 //! burn-flex runs each of those on one thread with a scalar `expf`: in the toy CLIP
@@ -460,6 +460,103 @@ pub fn rms_norm<B: Backend, const D: usize>(
     Ok(from_train(finish_norm(kind, state, y)))
 }
 
+// ---------------------------------------------------------------------------------------
+// Embedding lookup
+
+/// The ids of a CPU int tensor in logical order, or the tensor back for another backend.
+fn ids_of<B: Backend>(
+    ids: Tensor<B, 2, Int>,
+) -> Result<(FlexTensor, Vec<usize>), Tensor<B, 2, Int>> {
+    use std::any::{Any, TypeId};
+    if TypeId::of::<B::IntTensorPrimitive>() != TypeId::of::<FlexTensor>() {
+        return Err(ids);
+    }
+    let p: Box<dyn Any> = Box::new(ids.into_primitive());
+    let f = *p.downcast::<FlexTensor>().expect("checked above");
+    let c = f.to_contiguous();
+    let n = c.layout().num_elements();
+    let start = c.layout().start_offset();
+    let list = match c.dtype() {
+        burn::tensor::DType::I32 => c.storage::<i32>()[start..start + n]
+            .iter()
+            .map(|&i| i as usize)
+            .collect(),
+        burn::tensor::DType::I64 => c.storage::<i64>()[start..start + n]
+            .iter()
+            .map(|&i| i as usize)
+            .collect(),
+        _ => return Err(tensor_from_int(f)),
+    };
+    Ok((f, list))
+}
+
+fn tensor_from_int<B: Backend>(f: FlexTensor) -> Tensor<B, 2, Int> {
+    use std::any::Any;
+    let p: Box<dyn Any> = Box::new(f);
+    Tensor::from_primitive(
+        *p.downcast::<B::IntTensorPrimitive>()
+            .expect("a CPU int tensor"),
+    )
+}
+
+#[derive(Debug)]
+struct EmbeddingOp;
+
+impl Backward<Inner, 1> for EmbeddingOp {
+    /// The ids in order, and the table's `[rows, width]`.
+    type State = (Vec<usize>, [usize; 2]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (ids, [rows, d]) = ops.state;
+        unary::<Inner, _>(ops.parents, ops.node, grads, |g| {
+            let g = contiguous(&g);
+            // Rows added in the ids' order, one after another: the order burn-flex's
+            // `select_add` uses, so the bits are its bits, without its four passes over
+            // the table (zeros, an aligned copy, a copy to add into, the result).
+            let mut out = vec![0f32; rows * d];
+            for (&i, row) in ids.iter().zip(values(&g).chunks_exact(d)) {
+                for (o, &v) in out[i * d..(i + 1) * d].iter_mut().zip(row) {
+                    *o += v;
+                }
+            }
+            FlexTensor::from_data(TensorData::new(out, [rows, d]))
+        });
+    }
+}
+
+/// `weight[ids]` (`[batch, seq]` → `[batch, seq, width]`) under autodiff on the CPU
+/// backend, with a gradient that writes the table once; `Err` hands both back for any
+/// other backend.
+pub fn embedding<B: Backend>(
+    weight: Tensor<B, 2>,
+    ids: Tensor<B, 2, Int>,
+) -> Result<Tensor<B, 3>, (Tensor<B, 2>, Tensor<B, 2, Int>)> {
+    let w = match as_train(weight) {
+        Ok(w) => w,
+        Err(w) => return Err((w, ids)),
+    };
+    let (flex_ids, list) = match ids_of(ids) {
+        Ok(x) => x,
+        Err(ids) => return Err((from_train(w), ids)),
+    };
+    let [rows, d] = w.primitive.layout().shape().dims();
+    if list.iter().any(|&i| i >= rows) {
+        // Out of range: burn's own lookup reports it.
+        return Err((from_train(w), tensor_from_int(flex_ids)));
+    }
+    use burn::tensor::ops::ModuleOps;
+    let y = Inner::embedding(w.primitive.clone(), flex_ids);
+    let y = match EmbeddingOp
+        .prepare::<NoCheckpointing>([w.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((list, [rows, d]), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Ok(from_train(y))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,6 +627,40 @@ mod tests {
             8.0,
         );
         assert!(dv < 1e-6 && dg < 1e-6, "softmax: value {dv}, gradient {dg}");
+    }
+
+    #[test]
+    fn embedding_gradients_are_burns_bit_for_bit_with_repeated_ids() {
+        let (rows, d) = (11, 6);
+        let table = values_of(rows * d, 3, 1.0);
+        // Ids repeat (their rows' gradients add up) and some rows are never used.
+        let ids = vec![3i32, 7, 3, 0, 10, 3, 7, 1];
+        let gv = values_of(ids.len() * d, 4, 1.0);
+        let run = |fused: bool| {
+            let w = param(table.clone(), [rows, d]);
+            let idx = Tensor::<AD, 2, Int>::from_data(
+                TensorData::new(ids.clone(), [2, 4]),
+                &Default::default(),
+            );
+            let y = if fused {
+                embedding(w.clone(), idx).unwrap_or_else(|_| panic!("fused"))
+            } else {
+                burn::tensor::module::embedding(w.clone(), idx)
+            };
+            let g = (y.clone() * param(gv.clone(), [2, 4, d]).detach())
+                .sum()
+                .backward();
+            let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            (bits(vec(y.inner())), bits(vec(w.grad(&g).unwrap())))
+        };
+        assert_eq!(run(true), run(false));
+        // An id past the table is left to burn, which reports it.
+        let w = param(table.clone(), [rows, d]);
+        let bad = Tensor::<AD, 2, Int>::from_data(
+            TensorData::new(vec![11i32], [1, 1]),
+            &Default::default(),
+        );
+        assert!(embedding(w, bad).is_err());
     }
 
     #[test]
