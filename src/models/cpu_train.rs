@@ -29,6 +29,11 @@ const ROWS_PER_TASK: usize = 16;
 /// Columns per parallel task of a column sum.
 const COLUMNS_PER_TASK: usize = 64;
 
+/// Whether `B` is the CPU backend with autodiff, the one these operations serve.
+pub fn applies<B: Backend>() -> bool {
+    std::any::TypeId::of::<B::FloatTensorPrimitive>() == std::any::TypeId::of::<TrainTensor>()
+}
+
 fn as_train<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<TrainTensor, Tensor<B, D>> {
     primitive_as(t)
 }
@@ -461,6 +466,97 @@ pub fn rms_norm<B: Backend, const D: usize>(
 }
 
 // ---------------------------------------------------------------------------------------
+// The log-probability of each row's target (cross-entropy)
+
+/// `ln Σ exp(x)` of one row, from its maximum, summed in a fixed order. The logarithm is
+/// taken in f64 and rounded once, so libm's choice of kernel cannot show in the bits.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2", "aarch64+neon"))]
+fn log_sum_exp(x: &[f32]) -> f32 {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let s = sum_fixed(x, |v| exp(v - m));
+    m + (s as f64).ln() as f32
+}
+
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2", "aarch64+neon"))]
+fn target_backward_row(out: &mut [f32], x: &[f32], lse: f32, g: f32, target: usize) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let d = -g * exp(v - lse);
+        // No subnormals: the LM head's backward products would slow down on them.
+        *o = if d.abs() < f32::MIN_POSITIVE { 0.0 } else { d };
+    }
+    out[target] += g;
+}
+
+#[derive(Debug)]
+struct TargetLogProbOp;
+
+/// The logits, each row's `ln Σ exp` and target.
+type TargetState = (FlexTensor, Vec<f32>, Vec<Option<usize>>);
+
+impl Backward<Inner, 1> for TargetLogProbOp {
+    type State = TargetState;
+
+    fn backward(self, ops: Ops<TargetState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, lse, targets) = ops.state;
+        unary::<Inner, _>(ops.parents, ops.node, grads, |g| {
+            let g = contiguous(&g);
+            let (xs, gs) = (values(&x), values(&g));
+            let v = last_dim(&x);
+            let mut out = vec![0f32; xs.len()];
+            out.par_chunks_mut(v)
+                .zip(xs.par_chunks(v))
+                .enumerate()
+                .for_each(|(r, (o, x))| {
+                    if let Some(t) = targets[r] {
+                        target_backward_row(o, x, lse[r], gs[r], t);
+                    }
+                });
+            new_like(&x, out)
+        });
+    }
+}
+
+/// `log_softmax(logits)[r, targets[r]]` for each row `r` of `logits` `[rows, vocab]` (0,
+/// with no gradient, where the target is `None`) under autodiff on the CPU backend: the
+/// cross-entropy of language-model training in one pass forward and one backward, where
+/// burn composes it from a dozen passes over the logits (GPT-2-small at batch 4 × 128:
+/// 103 MB each). `Err(logits)` for any other backend or a target past the vocabulary.
+pub fn target_log_probs<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: &[Option<usize>],
+) -> Result<Tensor<B, 1>, Tensor<B, 2>> {
+    let [rows, v] = logits.dims();
+    if targets.len() != rows || v == 0 || targets.iter().flatten().any(|&t| t >= v) {
+        return Err(logits);
+    }
+    let x = as_train(logits)?;
+    let xc = contiguous(&x.primitive);
+    let xs = values(&xc);
+    let mut lse = vec![0f32; rows];
+    let mut out = vec![0f32; rows];
+    lse.par_iter_mut()
+        .zip(out.par_iter_mut())
+        .zip(xs.par_chunks(v))
+        .zip(targets.par_iter())
+        .for_each(|(((l, o), row), t)| {
+            if let Some(t) = *t {
+                *l = log_sum_exp(row);
+                *o = row[t] - *l;
+            }
+        });
+    let out = FlexTensor::from_data(TensorData::new(out, [rows]));
+    let y = match TargetLogProbOp
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((xc, lse, targets.to_vec()), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Ok(from_train(y))
+}
+
+// ---------------------------------------------------------------------------------------
 // Embedding lookup
 
 /// The ids of a CPU int tensor in logical order, or the tensor back for another backend.
@@ -627,6 +723,49 @@ mod tests {
             8.0,
         );
         assert!(dv < 1e-6 && dg < 1e-6, "softmax: value {dv}, gradient {dg}");
+    }
+
+    #[test]
+    fn target_log_probs_match_log_softmax_and_gather_with_ignored_rows() {
+        let (rows, v) = (7, 300);
+        // Large logits (scale 30) so that a missing max-subtraction would overflow.
+        let xv = values_of(rows * v, 5, 30.0);
+        let targets = [Some(3), None, Some(299), Some(0), None, Some(150), Some(3)];
+        let gv = values_of(rows, 6, 1.0);
+        let run = |fused: bool| {
+            let x = param(xv.clone(), [rows, v]);
+            let lp = if fused {
+                target_log_probs(x.clone(), &targets).unwrap_or_else(|_| panic!("fused"))
+            } else {
+                let ids: Vec<i32> = targets.iter().map(|t| t.unwrap_or(0) as i32).collect();
+                let keep: Vec<f32> = targets.iter().map(|t| t.map_or(0.0, |_| 1.0)).collect();
+                let idx = Tensor::<AD, 2, Int>::from_data(
+                    TensorData::new(ids, [rows, 1]),
+                    &Default::default(),
+                );
+                activation::log_softmax(x.clone(), 1)
+                    .gather(1, idx)
+                    .reshape([rows])
+                    * param(keep, [rows]).detach()
+            };
+            let g = (lp.clone() * param(gv.clone(), [rows]).detach())
+                .sum()
+                .backward();
+            (vec(lp.inner()), vec(x.grad(&g).unwrap()))
+        };
+        let ((lf, gf), (lc, gc)) = (run(true), run(false));
+        assert!(worst(&lf, &lc) < 1e-6, "values {lf:?} against {lc:?}");
+        assert!(
+            worst(&gf, &gc) < 1e-6,
+            "gradients differ by {}",
+            worst(&gf, &gc)
+        );
+        // Ignored rows: 0, and no gradient.
+        assert_eq!((lf[1], lf[4]), (0.0, 0.0));
+        assert!(gf[v..2 * v].iter().all(|&g| g == 0.0));
+        // A target past the vocabulary goes back to burn.
+        let x = param(xv.clone(), [rows, v]);
+        assert!(target_log_probs(x, &[Some(300); 7]).is_err());
     }
 
     #[test]

@@ -837,12 +837,13 @@ impl<B: Backend> T5<B> {
             .mask_fill(shifted.equal_elem(-100), pad as i64);
         let logits = self.forward_masked(ids, mask, dec_ids);
         let v = logits.dims()[2];
-        let keep = ignored.clone().bool_not().float().reshape([b * t]);
-        let target = labels.mask_fill(ignored, 0).reshape([b * t, 1]);
-        let lp = burn::tensor::activation::log_softmax(logits.reshape([b * t, v]), 1)
-            .gather(1, target)
-            .reshape([b * t]);
-        (lp * keep.clone()).sum().neg() / keep.sum().clamp_min(1.0)
+        let keep = ignored.bool_not().float();
+        let lp = super::train::target_log_probs(
+            logits.reshape([b * t, v]),
+            labels.reshape([b * t]),
+            -100,
+        );
+        lp.sum().neg() / keep.sum().clamp_min(1.0)
     }
 
     fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {

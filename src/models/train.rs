@@ -17,10 +17,54 @@ use std::path::Path;
 /// one, as `transformers` computes for `labels = input_ids`.
 pub fn causal_lm_loss<B: Backend>(logits: Tensor<B, 3>, ids: Tensor<B, 2, Int>) -> Tensor<B, 1> {
     let [b, t, v] = logits.dims();
-    let pred = logits.narrow(1, 0, t - 1).reshape([b * (t - 1), v]);
-    let target = ids.narrow(1, 1, t - 1).reshape([b * (t - 1), 1]);
-    let lp = log_softmax(pred, 1).gather(1, target);
-    lp.mean().neg()
+    // Each position's target is the next id; the last position has none. (With one
+    // position there is nothing to predict, and the loss is 0 rather than a mean over
+    // nothing.)
+    let none = Tensor::<B, 2, Int>::full([b, 1], IGNORE, &ids.device());
+    let next = if t > 1 {
+        Tensor::cat(vec![ids.narrow(1, 1, t - 1), none], 1)
+    } else {
+        none
+    };
+    let lp = target_log_probs(logits.reshape([b * t, v]), next.reshape([b * t]), IGNORE);
+    lp.sum().neg() / (b * t.saturating_sub(1)).max(1) as f64
+}
+
+/// transformers' label that no loss counts.
+const IGNORE: i64 = -100;
+
+/// `log_softmax(logits)[r, targets[r]]` for each row `r` of `logits` `[rows, v]`, and 0
+/// where the target is `ignore`. On the CPU backend under autodiff it is one fused
+/// operation (`cpu_train::target_log_probs`: one pass over the logits forward, one
+/// backward); elsewhere burn's `log_softmax` and `gather`.
+pub fn target_log_probs<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    ignore: i64,
+) -> Tensor<B, 1> {
+    let [rows, _] = logits.dims();
+    let logits = if super::cpu_train::applies::<B>() {
+        let wanted: Vec<Option<usize>> = targets
+            .to_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .unwrap_or_default()
+            .into_iter()
+            // A negative id becomes usize::MAX, past any vocabulary: the fused op declines
+            // it and burn's `gather` reports it.
+            .map(|i| (i != ignore).then(|| usize::try_from(i).unwrap_or(usize::MAX)))
+            .collect();
+        match super::cpu_train::target_log_probs(logits, &wanted) {
+            Ok(lp) => return lp,
+            Err(l) => l,
+        }
+    } else {
+        logits
+    };
+    let ignored = targets.clone().equal_elem(ignore);
+    let keep = ignored.clone().bool_not().float();
+    let safe = targets.mask_fill(ignored, 0).reshape([rows, 1]);
+    log_softmax(logits, 1).gather(1, safe).reshape([rows]) * keep
 }
 
 /// The captioner's loss: per-token cross-entropy times the item's sample weight, averaged
@@ -32,12 +76,8 @@ pub fn weighted_token_ce<B: Backend>(
     ignore: i64,
 ) -> Tensor<B, 1> {
     let [b, t, v] = logits.dims();
-    let keep = targets.clone().not_equal_elem(ignore).float();
-    let safe = targets.clone().mask_fill(targets.equal_elem(ignore), 0);
-    let lp = log_softmax(logits.reshape([b * t, v]), 1)
-        .gather(1, safe.reshape([b * t, 1]))
-        .reshape([b, t]);
-    let per_token = lp.neg() * keep * weights.unsqueeze_dim::<2>(1);
+    let lp = target_log_probs(logits.reshape([b * t, v]), targets.reshape([b * t]), ignore);
+    let per_token = lp.reshape([b, t]).neg() * weights.unsqueeze_dim::<2>(1);
     per_token.mean()
 }
 

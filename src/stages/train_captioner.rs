@@ -42,7 +42,7 @@ impl StageKind for TrainCaptioner {
         "train_captioner"
     }
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn about(&self) -> &'static str {
         "stage 8: trains the captioner (CLIP features → ClipCap prefix or EncDec memory → GPT-2) on the pseudo-labels"

@@ -37,7 +37,7 @@ impl StageKind for TrainLm {
         "train_lm"
     }
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn about(&self) -> &'static str {
         "trains a GPT-Neo causal LM on a corpus: from scratch at a given size, or fine-tuning an `init` checkpoint"
