@@ -620,13 +620,16 @@ impl Backward<Inner, 1> for EmbeddingOp {
     }
 }
 
+/// An embedding lookup's inputs, handed back to burn.
+pub type TableAndIds<B> = (Tensor<B, 2>, Tensor<B, 2, Int>);
+
 /// `weight[ids]` (`[batch, seq]` → `[batch, seq, width]`) under autodiff on the CPU
 /// backend, with a gradient that writes the table once; `Err` hands both back for any
 /// other backend.
 pub fn embedding<B: Backend>(
     weight: Tensor<B, 2>,
     ids: Tensor<B, 2, Int>,
-) -> Result<Tensor<B, 3>, (Tensor<B, 2>, Tensor<B, 2, Int>)> {
+) -> Result<Tensor<B, 3>, TableAndIds<B>> {
     let w = match as_train(weight) {
         Ok(w) => w,
         Err(w) => return Err((w, ids)),
