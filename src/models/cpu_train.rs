@@ -557,6 +557,64 @@ pub fn target_log_probs<B: Backend>(
 }
 
 // ---------------------------------------------------------------------------------------
+// Splitting and merging attention heads
+
+/// Swaps dims 1 and 2 of a gradient and makes it contiguous: the backward of both head
+/// permutations. burn's autodiff would reach the same through a reshape of a strided
+/// view, which burn-flex copies one element at a time.
+#[derive(Debug)]
+struct SwapMiddleOp;
+
+impl Backward<Inner, 1> for SwapMiddleOp {
+    type State = ();
+
+    fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        unary::<Inner, _>(ops.parents, ops.node, grads, |g| {
+            super::cpu::swap_middle_copy(&g).unwrap_or_else(|| g.transpose(1, 2).to_contiguous())
+        });
+    }
+}
+
+/// `x` `[b, x, y, d]` → `[b, y, x, d]` under autodiff on the CPU backend, as a contiguous
+/// copy (`copy`) or a view (not), with a contiguous gradient either way.
+fn swap_middle<B: Backend>(x: Tensor<B, 4>, copy: bool) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let x = as_train(x)?;
+    let y = if copy {
+        match super::cpu::swap_middle_copy(&x.primitive) {
+            Some(y) => y,
+            None => return Err(from_train(x)),
+        }
+    } else {
+        x.primitive.transpose(1, 2)
+    };
+    let y = SwapMiddleOp
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateless(y);
+    Ok(from_train(y))
+}
+
+/// `[b, t, h·dh]` → `[b, h, t, dh]` (a view) under autodiff on the CPU backend, whose
+/// gradient is one fast copy; `Err(x)` for any other backend.
+pub fn split_heads<B: Backend>(
+    x: Tensor<B, 3>,
+    heads: usize,
+) -> Result<Tensor<B, 4>, Tensor<B, 3>> {
+    if !applies::<B>() {
+        return Err(x);
+    }
+    let [b, t, d] = x.dims();
+    swap_middle(x.reshape([b, t, heads, d / heads]), false).map_err(|x| x.reshape([b, t, d]))
+}
+
+/// `[b, h, t, dh]` → `[b, t, h·dh]` (one fast copy) under autodiff on the CPU backend;
+/// `Err(x)` for any other backend.
+pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Result<Tensor<B, 3>, Tensor<B, 4>> {
+    let [b, h, t, dh] = x.dims();
+    swap_middle(x, true).map(|y| y.reshape([b, t, h * dh]))
+}
+
+// ---------------------------------------------------------------------------------------
 // Embedding lookup
 
 /// The ids of a CPU int tensor in logical order, or the tensor back for another backend.
@@ -769,6 +827,33 @@ mod tests {
         // A target past the vocabulary goes back to burn.
         let x = param(xv.clone(), [rows, v]);
         assert!(target_log_probs(x, &[Some(300); 7]).is_err());
+    }
+
+    #[test]
+    fn head_splits_and_merges_are_burns_in_value_and_gradient() {
+        let (b, t, h, dh) = (2, 5, 3, 4);
+        let xv = values_of(b * t * h * dh, 7, 1.0);
+        let wv = values_of(b * t * h * dh, 8, 1.0);
+        let run = |fused: bool| {
+            let x = param(xv.clone(), [b, t, h * dh]);
+            // Split, a strided view in between (as attention's products see it), merge.
+            let heads = if fused {
+                split_heads(x.clone(), h).unwrap_or_else(|_| panic!("fused"))
+            } else {
+                x.clone().reshape([b, t, h, dh]).swap_dims(1, 2)
+            };
+            let heads = heads * 2.0;
+            let y = if fused {
+                merge_heads(heads).unwrap_or_else(|_| panic!("fused"))
+            } else {
+                heads.swap_dims(1, 2).reshape([b, t, h * dh])
+            };
+            let g = (y.clone() * param(wv.clone(), [b, t, h * dh]).detach())
+                .sum()
+                .backward();
+            (vec(y.inner()), vec(x.grad(&g).unwrap()))
+        };
+        assert_eq!(run(true), run(false));
     }
 
     #[test]

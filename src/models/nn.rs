@@ -269,14 +269,20 @@ impl<B: Backend> MultiHeadAttention<B> {
 
 /// `[b, t, h*dh]` → `[b, h, t, dh]`.
 pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
-    let [b, t, d] = x.dims();
-    x.reshape([b, t, heads, d / heads]).swap_dims(1, 2)
+    super::cpu_train::split_heads(x, heads).unwrap_or_else(|x| {
+        let [b, t, d] = x.dims();
+        x.reshape([b, t, heads, d / heads]).swap_dims(1, 2)
+    })
 }
 
 /// `[b, h, t, dh]` → `[b, t, h*dh]`.
 pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
-    let [b, h, t, dh] = x.dims();
-    x.swap_dims(1, 2).reshape([b, t, h * dh])
+    cpu::merge_heads(x)
+        .or_else(super::cpu_train::merge_heads)
+        .unwrap_or_else(|x| {
+            let [b, h, t, dh] = x.dims();
+            x.swap_dims(1, 2).reshape([b, t, h * dh])
+        })
 }
 
 /// Scaled (or not) dot-product attention with an optional boolean mask (true = blocked)

@@ -35,7 +35,7 @@ impl StageKind for PretrainClip {
         "pretrain_clip"
     }
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn about(&self) -> &'static str {
         "trains a small CLIP contrastively on the training split's image-caption pairs (stands in for OpenAI CLIP)"
