@@ -797,6 +797,9 @@ fn draw_on_device<B: Backend>(
     r: Tensor<B, 2>,
 ) -> Tensor<B, 2, Int> {
     let p = burn::tensor::activation::softmax(logits / t as f64, 1);
+    // burn-cubecl 0.21 has no sort kernel: this sort reads `p` back, sorts on the host
+    // and uploads the result (burn-backend's fallback), so top-p still crosses to the
+    // host each step on CUDA and wgpu; greedy (`argmax`) does not.
     let (sorted, order) = p.sort_descending_with_indices(1);
     let cum = sorted.clone().cumsum(1);
     // Token j of the order is kept while the mass before it is below top_p (the first
