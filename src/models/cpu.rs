@@ -469,12 +469,13 @@ pub(crate) mod tests {
         Tensor::from_data(TensorData::new(v, shape), &Default::default())
     }
 
-    fn vec<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    /// A CPU tensor's values (shared with `cpu_train`).
+    pub(crate) fn vec<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         t.into_data().to_vec::<f32>().unwrap()
     }
 
-    /// Largest |a − b| / max(|b|, 1).
-    fn worst(a: &[f32], b: &[f32]) -> f32 {
+    /// Largest |a − b| / max(|b|, 1) (shared with `cpu_train`).
+    pub(crate) fn worst(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
         a.iter()
             .zip(b)

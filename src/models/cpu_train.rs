@@ -720,23 +720,12 @@ mod tests {
     use burn::tensor::activation;
     type AD = Train;
 
-    use crate::models::cpu::tests::values as values_of;
+    use crate::models::cpu::tests::{values as values_of, vec, worst};
 
     fn param<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<AD, D> {
         Tensor::<AD, D>::from_data(TensorData::new(v, shape), &Default::default()).require_grad()
     }
 
-    fn vec<const D: usize>(t: Tensor<super::Inner, D>) -> Vec<f32> {
-        t.into_data().to_vec::<f32>().unwrap()
-    }
-
-    fn worst(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-            .fold(0f32, f32::max)
-    }
 
     /// Value and input gradient of `f` (fused) against `g` (composed), for a weighted sum
     /// of the output (so every output's gradient differs).
