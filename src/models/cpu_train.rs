@@ -726,7 +726,6 @@ mod tests {
         Tensor::<AD, D>::from_data(TensorData::new(v, shape), &Default::default()).require_grad()
     }
 
-
     /// Value and input gradient of `f` (fused) against `g` (composed), for a weighted sum
     /// of the output (so every output's gradient differs).
     fn compare(
