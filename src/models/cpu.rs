@@ -35,6 +35,16 @@ pub enum Act {
     GeluNew,
 }
 
+/// `x` as the type `U` when `T` is `U` (a backend's primitive seen as the concrete CPU
+/// type), else `x` back: the one downcast behind every CPU fast path.
+pub(crate) fn cast<T: 'static, U: 'static>(x: T) -> Result<U, T> {
+    if TypeId::of::<T>() != TypeId::of::<U>() {
+        return Err(x);
+    }
+    let b: Box<dyn Any> = Box::new(x);
+    Ok(*b.downcast::<U>().expect("checked by TypeId"))
+}
+
 /// The backend's float primitive as the concrete type `P` (e.g. the CPU backend's
 /// `FlexTensor`), or the tensor back if the backend's primitive is another type or the
 /// element type is not f32.
@@ -46,16 +56,13 @@ pub(crate) fn primitive_as<P: 'static, B: Backend, const D: usize>(
     {
         return Err(t);
     }
-    let p: Box<dyn Any> = Box::new(t.into_primitive().tensor());
-    Ok(*p.downcast::<P>().expect("checked by TypeId"))
+    Ok(cast(t.into_primitive().tensor()).unwrap_or_else(|_| unreachable!("checked above")))
 }
 
 /// The inverse of [`primitive_as`].
 pub(crate) fn tensor_from<P: 'static, B: Backend, const D: usize>(p: P) -> Tensor<B, D> {
-    let p: Box<dyn Any> = Box::new(p);
-    let p = *p
-        .downcast::<B::FloatTensorPrimitive>()
-        .expect("only called with a primitive_as result");
+    let p = cast::<P, B::FloatTensorPrimitive>(p)
+        .unwrap_or_else(|_| panic!("only called with a primitive_as result"));
     Tensor::from_primitive(TensorPrimitive::Float(p))
 }
 

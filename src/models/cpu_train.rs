@@ -10,7 +10,7 @@
 //! bits depend neither on the thread count nor on the SIMD width. The column sums of the
 //! norms' weight gradients run over rows in order, columns split between threads.
 
-use super::cpu::{Act, act_derivative, act_value, exp, primitive_as, sum_fixed, tensor_from};
+use super::cpu::{Act, act_derivative, act_value, cast, exp, primitive_as, sum_fixed, tensor_from};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
@@ -312,13 +312,14 @@ fn normalise_row(xh: &mut [f32], x: &[f32], eps: f32, center: bool) -> f32 {
 }
 
 /// `x̂`, `1/σ` per row, and `y = x̂·w (+ b)`.
+/// The norm's output and what its backward pass keeps.
 fn norm_forward(
     x: &FlexTensor,
-    w: &FlexTensor,
+    w: FlexTensor,
     b: Option<&FlexTensor>,
     eps: f32,
     center: bool,
-) -> (FlexTensor, Vec<f32>, FlexTensor) {
+) -> (NormState, FlexTensor) {
     let d = last_dim(x);
     let xs = values(x);
     let rows = xs.len() / d;
@@ -333,7 +334,7 @@ fn norm_forward(
                 *r = normalise_row(o, x, eps, center);
             }
         });
-    let ws = values(w);
+    let ws = values(&w);
     let bs = b.map(values);
     let mut y = xhat.clone();
     y.par_chunks_mut(chunk).for_each(|o| {
@@ -341,7 +342,13 @@ fn norm_forward(
             scale_shift(o, ws, bs);
         }
     });
-    (new_like(x, xhat), rstd, new_like(x, y))
+    let state = NormState {
+        xhat: new_like(x, xhat),
+        rstd,
+        weight: w,
+        center,
+    };
+    (state, new_like(x, y))
 }
 
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2", "aarch64+neon"))]
@@ -422,17 +429,11 @@ pub fn layer_norm<B: Backend, const D: usize>(
     if last_dim(&xc) == 0 {
         return Ok(from_train(x));
     }
-    let (xhat, rstd, y) = norm_forward(&xc, &wc, Some(&bc), eps as f32, true);
+    let (state, y) = norm_forward(&xc, wc, Some(&bc), eps as f32, true);
     let kind = LayerNormOp
         .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone(), b.node.clone()])
         .compute_bound()
         .stateful();
-    let state = NormState {
-        xhat,
-        rstd,
-        weight: wc,
-        center: true,
-    };
     Ok(from_train(finish_norm(kind, state, y)))
 }
 
@@ -451,17 +452,11 @@ pub fn rms_norm<B: Backend, const D: usize>(
     if last_dim(&xc) == 0 {
         return Ok(from_train(x));
     }
-    let (xhat, rstd, y) = norm_forward(&xc, &wc, None, eps as f32, false);
+    let (state, y) = norm_forward(&xc, wc, None, eps as f32, false);
     let kind = RmsNormOp
         .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
         .compute_bound()
         .stateful();
-    let state = NormState {
-        xhat,
-        rstd,
-        weight: wc,
-        center: false,
-    };
     Ok(from_train(finish_norm(kind, state, y)))
 }
 
@@ -621,21 +616,15 @@ pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Result<Tensor<B, 3>, Tensor<B
 fn ids_of<B: Backend>(
     ids: Tensor<B, 2, Int>,
 ) -> Result<(FlexTensor, Vec<usize>), Tensor<B, 2, Int>> {
-    use std::any::{Any, TypeId};
-    if TypeId::of::<B::IntTensorPrimitive>() != TypeId::of::<FlexTensor>() {
-        return Err(ids);
-    }
-    let p: Box<dyn Any> = Box::new(ids.into_primitive());
-    let f = *p.downcast::<FlexTensor>().expect("checked above");
+    let f: FlexTensor = cast(ids.into_primitive()).map_err(Tensor::from_primitive)?;
     let c = f.to_contiguous();
-    let n = c.layout().num_elements();
-    let start = c.layout().start_offset();
+    let span = c.layout().start_offset()..c.layout().start_offset() + c.layout().num_elements();
     let list = match c.dtype() {
-        burn::tensor::DType::I32 => c.storage::<i32>()[start..start + n]
+        burn::tensor::DType::I32 => c.storage::<i32>()[span.clone()]
             .iter()
             .map(|&i| i as usize)
             .collect(),
-        burn::tensor::DType::I64 => c.storage::<i64>()[start..start + n]
+        burn::tensor::DType::I64 => c.storage::<i64>()[span]
             .iter()
             .map(|&i| i as usize)
             .collect(),
@@ -644,13 +633,9 @@ fn ids_of<B: Backend>(
     Ok((f, list))
 }
 
+/// The inverse of [`ids_of`]'s downcast.
 fn tensor_from_int<B: Backend>(f: FlexTensor) -> Tensor<B, 2, Int> {
-    use std::any::Any;
-    let p: Box<dyn Any> = Box::new(f);
-    Tensor::from_primitive(
-        *p.downcast::<B::IntTensorPrimitive>()
-            .expect("a CPU int tensor"),
-    )
+    Tensor::from_primitive(cast(f).unwrap_or_else(|_| panic!("a CPU int tensor")))
 }
 
 #[derive(Debug)]
