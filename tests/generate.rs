@@ -3,8 +3,8 @@
 mod support;
 use hhi::models::Cpu;
 use hhi::models::generate::{
-    BeamOptions, Decoder, SampleOptions, Seq2Seq, beam_search, beam_search_batch, ngram_counts,
-    paper_beam, sample, sample_streams,
+    BeamOptions, Decoder, Hypothesis, SampleOptions, Seq2Seq, beam_search, beam_search_batch,
+    ngram_counts, paper_beam, sample, sample_streams,
 };
 use hhi::models::gpt_neo::GptNeo;
 use hhi::models::gpt2::Gpt2;
@@ -560,4 +560,100 @@ fn selecting_tokens_on_the_device_gives_the_host_tokens() {
         early += check(&neo, &prompts, &o);
     }
     assert!(early >= 8, "only {early} rows stopped early");
+}
+
+/// The paper's beam search with its bookkeeping on the device (what GPU backends use:
+/// `argtopk` twice a step, the cache reordered by device-side parents, one flag read every
+/// 8 steps) gives the host path's hypotheses and scores: ragged prompts,
+/// widths from 1 to 8, an end token that ends beams at different steps, and one that ends
+/// every beam early. Run here on the CPU backend (CI runs it on wgpu through
+/// `models_check`).
+#[test]
+fn paper_beam_on_the_device_gives_the_host_beams() {
+    use hhi::models::generate::{PaperBeam, Selection, paper_beam_with};
+    fn check<M: Decoder<Cpu>>(m: &M, prompts: &[Vec<u32>], what: &str) -> usize {
+        let mut ended = 0;
+        // An end token the beams really produce: the best beam's third token, with no end.
+        let free = paper_beam_with(
+            m,
+            prompts,
+            &PaperBeam {
+                width: 4,
+                max_new_tokens: 6,
+                eos: u32::MAX,
+                top_n: 1,
+                selection: Selection::Host,
+            },
+            &dev(),
+        )
+        .unwrap();
+        let common = free[0][0].tokens[0];
+        let later = free[0][0].tokens[2];
+        for (width, max_new_tokens, eos) in [
+            (1, 5, later),
+            (3, 12, later),
+            (8, 11, later),
+            (5, 20, common),
+        ] {
+            let o = |selection| PaperBeam {
+                width,
+                max_new_tokens,
+                eos,
+                top_n: width,
+                selection,
+            };
+            let want = paper_beam_with(m, prompts, &o(Selection::Host), &dev()).unwrap();
+            let got = paper_beam_with(m, prompts, &o(Selection::Device), &dev()).unwrap();
+            // Same tokens; scores equal but for last bits: the host path drops prompts
+            // whose beams have all ended, and a smaller batch can take another CPU kernel
+            // (products of up to 4 rows stream the weights once), which rounds otherwise.
+            let tokens = |h: &Vec<Vec<Hypothesis>>| -> Vec<Vec<Vec<u32>>> {
+                h.iter()
+                    .map(|p| p.iter().map(|b| b.tokens.clone()).collect())
+                    .collect()
+            };
+            assert_eq!(
+                tokens(&got),
+                tokens(&want),
+                "{what}: width {width}, eos {eos}"
+            );
+            for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+                assert!(
+                    (g.score - w.score).abs() <= 1e-6 * w.score.abs().max(1.0),
+                    "{what}: width {width}, eos {eos}: score {} against {}",
+                    g.score,
+                    w.score
+                );
+            }
+            assert_eq!(
+                paper_beam_with(m, prompts, &o(Selection::Auto), &dev()).unwrap(),
+                want,
+                "the CPU backend keeps the beams on the host by default"
+            );
+            ended += want
+                .iter()
+                .flatten()
+                .filter(|h| h.tokens.last() == Some(&eos) && h.tokens.len() < max_new_tokens)
+                .count();
+        }
+        ended
+    }
+    let prompts = id_rows(&expected("padded")["gpt2"]["prompts"]);
+    let gpt2 = Gpt2::<Cpu>::load(&dir("gpt2"), &dev()).unwrap().0;
+    let neo = GptNeo::<Cpu>::load(&dir("gpt_neo"), &dev()).unwrap().0;
+    let ended = check(&gpt2, &prompts, "gpt2") + check(&neo, &prompts, "gpt_neo");
+    assert!(ended >= 10, "only {ended} beams ended before the last step");
+    // The width-1 search of each prompt is the greedy decode up to the end token.
+    let greedy = sample(
+        &gpt2,
+        &prompts,
+        &SampleOptions {
+            max_new_tokens: 5,
+            ..Default::default()
+        },
+        &dev(),
+    )
+    .unwrap();
+    let beams = paper_beam(&gpt2, &prompts[0], 1, 5, u32::MAX, 1, &dev()).unwrap();
+    assert_eq!(beams[0].tokens, greedy[0][prompts[0].len()..]);
 }

@@ -14,6 +14,7 @@
 //! id outside the vocabulary, too many positions) are returned, never panics.
 
 use super::KvCache;
+use super::select;
 use anyhow::bail;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -614,7 +615,7 @@ pub fn sample_streams<B: Backend, M: Decoder<B>>(
     let on_device = match opt.selection {
         Selection::Host => false,
         Selection::Device => true,
-        Selection::Auto => !matches!(B::name(dev).as_str(), "flex" | "ndarray"),
+        Selection::Auto => !select::on_host::<B>(dev),
     };
     if on_device {
         return sample_on_device(model, prompts, streams, opt, dev);
@@ -664,10 +665,11 @@ pub fn sample_streams<B: Backend, M: Decoder<B>>(
 
 /// [`sample_streams`] with the tokens chosen on the device ([`Selection::Device`]).
 /// Greedy is an `argmax`; sampling draws one uniform number per row on the host (from the
-/// row's own stream, as the host path does) and picks the token from the sorted,
-/// cumulated probabilities on the device. Probabilities are f32 here and f64 on the host,
-/// so a sampled row can differ from the host path where two tokens' cumulated
-/// probabilities straddle the draw within f32 rounding.
+/// row's own stream, as the host path does) and picks the token with tensor ops
+/// ([`select::draw`]): no sort and nothing read back per token. Probabilities are f32
+/// here and f64 on the host, so a sampled row can differ from the host path where a
+/// running mass straddles the draw, or the nucleus mass straddles `top_p`, within f32
+/// rounding.
 fn sample_on_device<B: Backend, M: Decoder<B>>(
     model: &M,
     prompts: &[Vec<u32>],
@@ -711,14 +713,14 @@ fn sample_on_device<B: Backend, M: Decoder<B>>(
         }
         if opt.no_repeat_ngram > 0 {
             let len = width + step;
-            logits = logits + ngram_ban(&seq, &real(len), opt.no_repeat_ngram, vocab);
+            logits = logits + select::ngram_ban(&seq, &real(len), opt.no_repeat_ngram, vocab);
         }
         let tok = if opt.temperature <= 0.0 {
             logits.argmax(1)
         } else {
             let r: Vec<f32> = rngs.iter_mut().map(|g| g.random::<f64>() as f32).collect();
             let r = Tensor::<B, 2>::from_data(TensorData::new(r, [rows, 1]), dev);
-            draw_on_device(logits, opt.temperature, opt.top_p, r)
+            select::draw(logits, opt.temperature, opt.top_p, r)
         };
         for &s in &stops {
             finished = finished.bool_or(tok.clone().equal_elem(s));
@@ -757,72 +759,6 @@ fn sample_on_device<B: Backend, M: Decoder<B>>(
         .collect())
 }
 
-/// −∞ at every token that would repeat an n-gram of its row (as [`banned_by_ngram`]),
-/// 0 elsewhere: the last `n − 1` tokens of each row are compared with every earlier
-/// window of real (unpadded) tokens, and the token after each matching window is banned.
-fn ngram_ban<B: Backend>(
-    seq: &Tensor<B, 2, Int>,
-    real: &Tensor<B, 2, Bool>,
-    n: usize,
-    vocab: usize,
-) -> Tensor<B, 2> {
-    let [rows, len] = seq.dims();
-    let dev = seq.device();
-    let zero = Tensor::<B, 2>::zeros([rows, vocab], &dev);
-    if len < n {
-        return zero;
-    }
-    let windows = len + 1 - n;
-    // Window `j` covers positions j..j+n−1; its last token is the candidate to ban.
-    let mut hit = real.clone().narrow(1, 0, windows);
-    for k in 0..n - 1 {
-        let tail = seq.clone().narrow(1, len - (n - 1) + k, 1);
-        hit = hit.bool_and(
-            seq.clone()
-                .narrow(1, k, windows)
-                .equal(tail.expand([rows, windows])),
-        );
-    }
-    let next = seq.clone().narrow(1, n - 1, windows);
-    let values = Tensor::<B, 2>::zeros([rows, windows], &dev).mask_fill(hit, f32::NEG_INFINITY);
-    zero.scatter(1, next, values, burn::tensor::IndexingUpdateOp::Add)
-}
-
-/// One token per row from softmax(logits / t) restricted to the smallest set of tokens
-/// with mass ≥ `top_p`, chosen by the uniform numbers `r` `[rows, 1]`, as [`draw`] does.
-fn draw_on_device<B: Backend>(
-    logits: Tensor<B, 2>,
-    t: f32,
-    top_p: f32,
-    r: Tensor<B, 2>,
-) -> Tensor<B, 2, Int> {
-    let p = burn::tensor::activation::softmax(logits / t as f64, 1);
-    // burn-cubecl 0.21 has no sort kernel: this sort reads `p` back, sorts on the host
-    // and uploads the result (burn-backend's fallback), so top-p still crosses to the
-    // host each step on CUDA and wgpu; greedy (`argmax`) does not.
-    let (sorted, order) = p.sort_descending_with_indices(1);
-    let cum = sorted.clone().cumsum(1);
-    // Token j of the order is kept while the mass before it is below top_p (the first
-    // always is).
-    let before = cum - sorted.clone();
-    let cut = before
-        .clone()
-        .greater_equal_elem(top_p)
-        .bool_and(before.greater_elem(0.0));
-    let kept = sorted.mask_fill(cut, 0.0);
-    let kept_cum = kept.clone().cumsum(1);
-    let mass = kept.clone().sum_dim(1);
-    let target = r * mass;
-    // The first kept token whose cumulated mass exceeds the target.
-    let below = kept_cum
-        .lower_equal(target.expand(kept.dims()))
-        .int()
-        .sum_dim(1);
-    let last_kept = kept.greater_elem(0.0).int().sum_dim(1) - 1;
-    let pick = below.clone().min_pair(last_kept);
-    order.gather(1, pick)
-}
-
 fn argmax(l: &[f32]) -> u32 {
     // First maximum, as torch.argmax.
     let mut best = 0;
@@ -834,32 +770,49 @@ fn argmax(l: &[f32]) -> u32 {
     best as u32
 }
 
-/// Samples from softmax(l / t) restricted to the smallest set with mass ≥ top_p.
+/// Samples from softmax(l / t) restricted to the top-p nucleus: the smallest set of most
+/// probable tokens with mass ≥ top_p, plus any token tied with its least probable one.
+/// The draw walks the kept tokens in vocabulary order (as `torch.multinomial` does over
+/// transformers' filtered probabilities), which the device path can follow without a
+/// sort ([`select::draw`]).
 fn draw(l: &[f32], t: f32, top_p: f32, rng: &mut ChaCha8Rng) -> u32 {
+    draw_at(l, t, top_p, rng.random::<f64>())
+}
+
+/// [`draw`] with its uniform number `u` in [0, 1) given.
+pub(crate) fn draw_at(l: &[f32], t: f32, top_p: f32, u: f64) -> u32 {
     let m = l.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let mut p: Vec<(u32, f64)> = l
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| (i as u32, (((x - m) / t) as f64).exp()))
-        .collect();
-    let z: f64 = p.iter().map(|x| x.1).sum();
-    p.iter_mut().for_each(|x| x.1 /= z);
-    p.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut keep = 0;
-    let mut mass = 0.0;
-    while keep < p.len() && (keep == 0 || mass < top_p as f64) {
-        mass += p[keep].1;
-        keep += 1;
-    }
-    let r: f64 = rng.random::<f64>() * mass;
+    let mut p: Vec<f64> = l.iter().map(|&x| (((x - m) / t) as f64).exp()).collect();
+    let z: f64 = p.iter().sum();
+    p.iter_mut().for_each(|x| *x /= z);
+    let floor = if top_p < 1.0 {
+        let mut sorted = p.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let mut mass = sorted[0];
+        let mut keep = 1;
+        while keep < sorted.len() && mass < top_p as f64 {
+            mass += sorted[keep];
+            keep += 1;
+        }
+        sorted[keep - 1]
+    } else {
+        0.0
+    };
+    let kept = |q: f64| q >= floor && q > 0.0;
+    let mass: f64 = p.iter().filter(|&&q| kept(q)).sum();
+    let r = u * mass;
     let mut acc = 0.0;
-    for &(tok, q) in &p[..keep] {
-        acc += q;
-        if r < acc {
-            return tok;
+    let mut last = 0;
+    for (tok, &q) in p.iter().enumerate() {
+        if kept(q) {
+            acc += q;
+            last = tok;
+            if r < acc {
+                return tok as u32;
+            }
         }
     }
-    p[keep - 1].0
+    last as u32
 }
 
 #[derive(Debug, Clone)]
@@ -1124,7 +1077,7 @@ pub fn paper_beam<B: Backend, M: Decoder<B>>(
 }
 
 /// A beam of [`paper_beam_batch`]: generated tokens, summed log-prob, ended at EOS.
-type PaperBeam = (Vec<u32>, f32, bool);
+type PaperBeamState = (Vec<u32>, f32, bool);
 
 /// The `k` best tokens of one row by (log-prob descending, token ascending), unsorted:
 /// no more than `width` continuations of one beam can be among the `width` best overall,
@@ -1151,6 +1104,43 @@ pub fn paper_beam_batch<B: Backend, M: Decoder<B>>(
     top_n: usize,
     dev: &B::Device,
 ) -> anyhow::Result<Vec<Vec<Hypothesis>>> {
+    let o = PaperBeam {
+        width,
+        max_new_tokens,
+        eos,
+        top_n,
+        selection: Selection::Auto,
+    };
+    paper_beam_with(model, prompts, &o, dev)
+}
+
+/// The settings of [`paper_beam_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct PaperBeam {
+    pub width: usize,
+    pub max_new_tokens: usize,
+    pub eos: u32,
+    pub top_n: usize,
+    /// Where the beams are kept: on the host, where prompts whose beams have all ended
+    /// leave the batch, or on the device ([`Selection::Device`]), where nothing is read back
+    /// per step (see `select::paper_beam`). Both give the same hypotheses.
+    pub selection: Selection,
+}
+
+/// [`paper_beam_batch`] with the bookkeeping's place chosen.
+pub fn paper_beam_with<B: Backend, M: Decoder<B>>(
+    model: &M,
+    prompts: &[Vec<u32>],
+    o: &PaperBeam,
+    dev: &B::Device,
+) -> anyhow::Result<Vec<Vec<Hypothesis>>> {
+    let PaperBeam {
+        width,
+        max_new_tokens,
+        eos,
+        top_n,
+        selection,
+    } = *o;
     check_prompts(model, prompts, max_new_tokens)?;
     if width == 0 || width > model.vocab_size() {
         bail!(
@@ -1162,12 +1152,17 @@ pub fn paper_beam_batch<B: Backend, M: Decoder<B>>(
         bail!("max_new_tokens must be at least 1");
     }
     let (ids, pads) = prompt_batch::<B>(prompts, dev)?;
+    if selection == Selection::Device
+        || (selection == Selection::Auto && !select::on_host::<B>(dev))
+    {
+        return select::paper_beam(model, ids, &pads, width, max_new_tokens, eos, top_n);
+    }
     let (logits, mut cache) = model.prefill(ids, &pads)?;
     let first = rows_f32(log_softmax(logits, 1));
     let cmp = |a: &(f32, usize, Option<u32>), b: &(f32, usize, Option<u32>)| {
         b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
     };
-    let mut beams: Vec<Vec<PaperBeam>> = first
+    let mut beams: Vec<Vec<PaperBeamState>> = first
         .iter()
         .map(|lp| {
             let mut c: Vec<(f32, usize, Option<u32>)> = top_tokens(lp, width)

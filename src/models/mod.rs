@@ -15,6 +15,7 @@ pub mod gpt_neo;
 pub mod init;
 pub mod matvec;
 pub mod nn;
+mod select;
 pub mod t5;
 pub mod train;
 pub mod weights;
