@@ -12,7 +12,9 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use hhi::models::generate::{PaperBeam, SampleOptions, Selection, paper_beam_with, sample};
+use hhi::models::generate::{
+    BeamOptions, PaperBeam, SampleOptions, Selection, beam_search_with, paper_beam_with, sample,
+};
 use hhi::models::gpt_neo::GptNeo;
 use hhi::models::gpt2::{Gpt2, Gpt2Config};
 use hhi::models::t5::{T5, T5Config};
@@ -122,7 +124,8 @@ fn parity<B: AutodiffBackend>(fx: &Path, dev: &B::Device) -> anyhow::Result<Valu
     );
     // The paper's beam search with its bookkeeping on the device (`argtopk`, parents and
     // scores kept there) against the host's, at widths 4 and 32: same tokens, and scores
-    // within 1e-5 (the host drops ended prompts, so its batches differ in size).
+    // within 1e-5 (the host drops ended prompts, so its batches differ in size); then
+    // Hugging Face beam search with device candidates.
     let mut beams_equal = true;
     for width in [4, 32] {
         let beams = |selection| {
@@ -146,6 +149,26 @@ fn parity<B: AutodiffBackend>(fx: &Path, dev: &B::Device) -> anyhow::Result<Valu
                 a.tokens == b.tokens && (a.score - b.score).abs() <= 1e-5 * b.score.abs().max(1.0)
             });
     }
+    // Hugging Face beam search with each step's candidates taken on the device: the same
+    // hypotheses as reading every log-prob back.
+    let hf = |selection| {
+        beam_search_with(
+            &gpt2,
+            &[prompt[0].clone(), prompt[0][..2].to_vec()],
+            &BeamOptions {
+                num_beams: 4,
+                max_new_tokens: 8,
+                min_length: 4,
+                length_penalty: 2.0,
+                no_repeat_ngram: 2,
+                early_stopping: true,
+                eos: Some(want[0][prompt[0].len() + 2]),
+            },
+            selection,
+            dev,
+        )
+    };
+    beams_equal &= hf(Selection::Device)? == hf(Selection::Host)?;
     out.insert("gpt2_device_beam_equal".into(), json!(beams_equal));
     let e = expected(fx, "gpt_neo");
     let neo = GptNeo::<B::InnerBackend>::load(&fx.join("gpt_neo"), dev)?.0;
@@ -231,6 +254,71 @@ fn bench_generate<B: Backend>(dev: &B::Device) -> anyhow::Result<f64> {
         dev,
     )?;
     Ok(32.0 / t.elapsed().as_secs_f64())
+}
+
+/// The paper's two generation shapes on GPT-2-small with random weights, as
+/// `tools/bench_decode.py` runs them in transformers: beam width 32 over `prompts` ClipCap-
+/// like prompts of 10 positions for 20 new tokens (no beam ends), and top-p 0.95 sampling
+/// at temperature 1 on 32 prompts of 16 tokens for 32 new tokens (no stop token).
+/// Returns generated tokens per second for each (beam: `prompts` × 20; sampling: 32 × 32),
+/// after one warm-up call of each.
+fn bench_decode<B: Backend>(dev: &B::Device, prompts: usize) -> anyhow::Result<Value> {
+    let cfg: Gpt2Config = serde_json::from_value(
+        json!({"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12}),
+    )?;
+    let m = Gpt2::<B>::from_weights(&cfg, Weights::random(1, 0.02), dev)?;
+    let rows = |n: usize, len: usize| -> Vec<Vec<u32>> {
+        (0..n)
+            .map(|r| {
+                (0..len)
+                    .map(|i| ((r * 977 + i * 31 + 5) % 50257) as u32)
+                    .collect()
+            })
+            .collect()
+    };
+    let beam_prompts = rows(prompts, 10);
+    let beam = |new: usize| {
+        paper_beam_with(
+            &m,
+            &beam_prompts,
+            &PaperBeam {
+                width: 32,
+                max_new_tokens: new,
+                eos: u32::MAX,
+                top_n: 8,
+                selection: Selection::Auto,
+            },
+            dev,
+        )
+    };
+    beam(2)?;
+    let t = Instant::now();
+    beam(20)?;
+    let beam_tps = (prompts * 20) as f64 / t.elapsed().as_secs_f64();
+    let sample_prompts = rows(32, 16);
+    let sampled = |new: usize| {
+        sample(
+            &m,
+            &sample_prompts,
+            &SampleOptions {
+                max_new_tokens: new,
+                temperature: 1.0,
+                top_p: 0.95,
+                seed: 1,
+                ..Default::default()
+            },
+            dev,
+        )
+    };
+    sampled(2)?;
+    let t = Instant::now();
+    sampled(32)?;
+    let sample_tps = (32 * 32) as f64 / t.elapsed().as_secs_f64();
+    Ok(json!({
+        "beam32_prompts": prompts,
+        "beam32_tokens_per_s": beam_tps,
+        "top_p_batch32_tokens_per_s": sample_tps,
+    }))
 }
 
 fn bench<B: AutodiffBackend>(
@@ -474,6 +562,14 @@ fn main() -> anyhow::Result<()> {
             "--only {o}: expected one of {}",
             parts.join(", ")
         );
+    }
+    if let Some(p) = get("--bench-decode") {
+        let prompts: usize = p.parse()?;
+        let mut v =
+            hhi::with_backend!(kind, B, AD => bench_decode::<B>(&Default::default(), prompts))?;
+        v["backend"] = json!(kind.to_string());
+        println!("{v}");
+        return Ok(());
     }
     if args.iter().any(|a| a == "--bench-generate") {
         let tps = hhi::with_backend!(kind, B, AD => bench_generate::<B>(&Default::default()))?;

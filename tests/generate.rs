@@ -3,8 +3,8 @@
 mod support;
 use hhi::models::Cpu;
 use hhi::models::generate::{
-    BeamOptions, Decoder, Hypothesis, SampleOptions, Seq2Seq, beam_search, beam_search_batch,
-    ngram_counts, paper_beam, sample, sample_streams,
+    BeamOptions, Decoder, Hypothesis, SampleOptions, Selection, Seq2Seq, beam_search,
+    beam_search_batch, beam_search_with, ngram_counts, paper_beam, sample, sample_streams,
 };
 use hhi::models::gpt_neo::GptNeo;
 use hhi::models::gpt2::Gpt2;
@@ -271,6 +271,9 @@ fn check_ragged<M: Decoder<Cpu>>(m: &M, name: &str) {
         eos: Some(0),
     };
     let batch = beam_search_batch(m, &prompts, &opts, &dev()).unwrap();
+    // Candidates taken on the device (GPU backends' way) give the same beams and scores.
+    let device = beam_search_with(m, &prompts, &opts, Selection::Device, &dev()).unwrap();
+    assert_eq!(device, batch, "{name}: beams with device candidates differ");
     let want = id_rows(&b["sequences"]);
     let scores = b["scores"].as_array().unwrap();
     let mut worst = 0f32;
@@ -378,6 +381,8 @@ fn check_t5_padded(name: &str) {
         eos: cfg.eos_token_id,
     };
     let batch = beam_search_batch(&s2s, &starts, &opts, &dev()).unwrap();
+    let device = beam_search_with(&s2s, &starts, &opts, Selection::Device, &dev()).unwrap();
+    assert_eq!(device, batch, "{name}: beams with device candidates differ");
     let want = id_rows(&e["beam"]["sequences"]);
     let scores = e["beam"]["scores"].as_array().unwrap();
     let mut worst = 0f32;
@@ -481,7 +486,6 @@ fn bad_generation_input_is_an_error_not_a_panic() {
 /// steps. Run here on the CPU backend.
 #[test]
 fn selecting_tokens_on_the_device_gives_the_host_tokens() {
-    use hhi::models::generate::Selection;
     let gpt2 = Gpt2::<Cpu>::load(&dir("gpt2"), &dev()).unwrap().0;
     let neo = GptNeo::<Cpu>::load(&dir("gpt_neo"), &dev()).unwrap().0;
     let prompts = id_rows(&expected("padded")["gpt2"]["prompts"]);
@@ -570,7 +574,7 @@ fn selecting_tokens_on_the_device_gives_the_host_tokens() {
 /// `models_check`).
 #[test]
 fn paper_beam_on_the_device_gives_the_host_beams() {
-    use hhi::models::generate::{PaperBeam, Selection, paper_beam_with};
+    use hhi::models::generate::{PaperBeam, paper_beam_with};
     fn check<M: Decoder<Cpu>>(m: &M, prompts: &[Vec<u32>], what: &str) -> usize {
         let mut ended = 0;
         // An end token the beams really produce: the best beam's third token, with no end.

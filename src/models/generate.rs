@@ -859,19 +859,23 @@ impl Beams {
         }
     }
 
-    /// One step from the log-probs of the `num_beams` running beams. Returns the running
-    /// beam each new running beam continues (`None` when this prompt is done).
-    fn advance(&mut self, rows: Vec<Vec<f32>>, o: &BeamOptions) -> Option<Vec<usize>> {
-        let nb = o.num_beams;
-        let keep = 2.max(1 + o.eos.is_some() as usize) * nb;
-        let (cur_len, prompt_len, max_len) = (self.cur_len, self.prompt_len, self.max_len);
-        // Accumulated scores over (beam, token), after the logits processors.
-        let mut cands: Vec<(f32, usize, u32)> = Vec::with_capacity(nb * rows[0].len());
+    /// How many candidates a step keeps (transformers' `2 × num_beams`).
+    fn keep(o: &BeamOptions) -> usize {
+        2.max(1 + o.eos.is_some() as usize) * o.num_beams
+    }
+
+    /// The step's best candidates (score, beam, token), best first, from the log-probs of
+    /// the `num_beams` running beams after the logits processors (n-gram bans, the end
+    /// token forbidden before `min_length`): [`Beams::keep`] of them, in `torch.topk`'s
+    /// order (descending; among equal scores the lower flat index first). Selects before
+    /// sorting, so a step sorts 2 × `num_beams` candidates, not `num_beams` × vocabulary.
+    fn candidates(&self, rows: Vec<Vec<f32>>, o: &BeamOptions) -> Vec<Candidate> {
+        let mut cands: Vec<Candidate> = Vec::with_capacity(o.num_beams * rows[0].len());
         for (b, mut lp) in rows.into_iter().enumerate() {
             for t in banned_by_ngram(&self.running[b], o.no_repeat_ngram) {
                 forbid(&mut lp, t);
             }
-            if let (Some(e), true) = (o.eos, cur_len < o.min_length) {
+            if let (Some(e), true) = (o.eos, self.cur_len < o.min_length) {
                 forbid(&mut lp, e);
             }
             let score = self.running_scores[b];
@@ -881,16 +885,29 @@ impl Beams {
                     .map(|(t, x)| (x + score, b, t as u32)),
             );
         }
-        // torch.topk: descending; among equal scores the lower flat index first.
-        cands.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
-        cands.truncate(keep);
+        let cmp =
+            |a: &Candidate, b: &Candidate| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2)));
+        let keep = Self::keep(o);
+        if keep < cands.len() {
+            cands.select_nth_unstable_by(keep, cmp);
+            cands.truncate(keep);
+        }
+        cands.sort_by(cmp);
+        cands
+    }
+
+    /// One step from its best candidates ([`Beams::candidates`]). Returns the running
+    /// beam each new running beam continues (`None` when this prompt is done).
+    fn advance(&mut self, cands: Vec<Candidate>, o: &BeamOptions) -> Option<Vec<usize>> {
+        let nb = o.num_beams;
+        let (cur_len, prompt_len, max_len) = (self.cur_len, self.prompt_len, self.max_len);
         let keep = cands.len();
         let hits: Vec<bool> = cands
             .iter()
             .map(|c| Some(c.2) == o.eos || cur_len + 1 >= max_len)
             .collect();
         let running = &self.running;
-        let seq_of = |c: &(f32, usize, u32)| {
+        let seq_of = |c: &Candidate| {
             let mut s = running[c.1].clone();
             s.push(c.2);
             s
@@ -974,11 +991,30 @@ pub fn beam_search<B: Backend, M: Decoder<B>>(
 /// [`beam_search`] for several prompts at once (of any lengths: left-padded and masked),
 /// one list of `num_beams` hypotheses per prompt, each equal to that prompt's search alone.
 /// `min_length` and `max_new_tokens` count each prompt's own length (transformers counts
-/// the padded one). A prompt whose search has ended leaves the batch.
+/// the padded one). A prompt whose search has ended leaves the batch. GPU backends take
+/// each step's best candidates on the device ([`beam_search_with`]).
 pub fn beam_search_batch<B: Backend, M: Decoder<B>>(
     model: &M,
     prompts: &[Vec<u32>],
     o: &BeamOptions,
+    dev: &B::Device,
+) -> anyhow::Result<Vec<Vec<Hypothesis>>> {
+    beam_search_with(model, prompts, o, Selection::Auto, dev)
+}
+
+/// One beam-search candidate: accumulated score, the beam it continues, its token.
+type Candidate = (f32, usize, u32);
+
+/// [`beam_search_batch`] with the place of each step's candidate selection chosen. On the
+/// host every step reads the beams' log-probs back (`num_beams` × vocabulary per prompt);
+/// on the device ([`Selection::Device`]) the logits processors run as tensor ops and
+/// `argtopk` takes each prompt's 2 × `num_beams` best candidates, the only values read
+/// back. transformers' bookkeeping of finished hypotheses stays on the host either way.
+pub fn beam_search_with<B: Backend, M: Decoder<B>>(
+    model: &M,
+    prompts: &[Vec<u32>],
+    o: &BeamOptions,
+    selection: Selection,
     dev: &B::Device,
 ) -> anyhow::Result<Vec<Vec<Hypothesis>>> {
     let nb = o.num_beams;
@@ -995,26 +1031,41 @@ pub fn beam_search_batch<B: Backend, M: Decoder<B>>(
         );
     }
     check_prompts(model, prompts, o.max_new_tokens)?;
+    let on_device = match selection {
+        Selection::Host => false,
+        Selection::Device => true,
+        Selection::Auto => !select::on_host::<B>(dev),
+    };
     let mut beams: Vec<Beams> = prompts.iter().map(|p| Beams::new(p, o)).collect();
     let mut done: Vec<Option<Vec<Hypothesis>>> = vec![None; prompts.len()];
     // The prompt is run once per prompt; the first step's logits serve all its beams.
     let (ids, pads) = prompt_batch::<B>(prompts, dev)?;
     let (logits, mut cache) = model.prefill(ids, &pads)?;
-    let mut rows = rows_f32(log_softmax(logits, 1));
+    let mut lp = log_softmax(logits, 1);
     let mut per_prompt = 1; // cache rows per active prompt
     let mut active: Vec<usize> = (0..prompts.len()).collect();
     loop {
+        let cands: Vec<Vec<Candidate>> = if on_device {
+            device_candidates(lp, &active, &beams, per_prompt, o)?
+        } else {
+            let mut rows = rows_f32(lp).into_iter();
+            active
+                .iter()
+                .map(|&p| {
+                    let mine: Vec<Vec<f32>> = rows.by_ref().take(per_prompt).collect();
+                    let mine = if per_prompt == 1 {
+                        vec![mine[0].clone(); nb]
+                    } else {
+                        mine
+                    };
+                    beams[p].candidates(mine, o)
+                })
+                .collect()
+        };
         let mut cache_rows = Vec::new();
         let mut still = Vec::new();
-        let mut rows_iter = rows.into_iter();
-        for (pos, &p) in active.iter().enumerate() {
-            let mine: Vec<Vec<f32>> = rows_iter.by_ref().take(per_prompt).collect();
-            let mine = if per_prompt == 1 {
-                vec![mine[0].clone(); nb]
-            } else {
-                mine
-            };
-            match beams[p].advance(mine, o) {
+        for (pos, (&p, c)) in active.iter().zip(cands).enumerate() {
+            match beams[p].advance(c, o) {
                 Some(from) => {
                     let base = pos * per_prompt;
                     cache_rows.extend(from.iter().map(|&b| base + b.min(per_prompt - 1)));
@@ -1041,14 +1092,96 @@ pub fn beam_search_batch<B: Backend, M: Decoder<B>>(
             .collect();
         active = still;
         per_prompt = nb;
-        rows = rows_f32(log_softmax(
-            model.step(ids_tensor::<B>(&toks, dev), &mut cache),
-            1,
-        ));
+        lp = log_softmax(model.step(ids_tensor::<B>(&toks, dev), &mut cache), 1);
     }
     Ok(done
         .into_iter()
         .map(|d| d.expect("every prompt's search ended"))
+        .collect())
+}
+
+/// [`Beams::candidates`] for every active prompt with tensor ops: n-gram bans and the
+/// early end token masked where the log-probs are, the beams' scores added, and the
+/// best 2 × `num_beams` of each prompt's `num_beams` × vocabulary taken by `argtopk`.
+/// Only those are read back. The running sequences, scores and `min_length` flags go up.
+fn device_candidates<B: Backend>(
+    lp: Tensor<B, 2>,
+    active: &[usize],
+    beams: &[Beams],
+    per_prompt: usize,
+    o: &BeamOptions,
+) -> anyhow::Result<Vec<Vec<Candidate>>> {
+    let dev = lp.device();
+    let nb = o.num_beams;
+    let rows = active.len() * nb;
+    let vocab = lp.dims()[1];
+    let mut lp = if per_prompt == 1 {
+        let each: Vec<usize> = (0..rows).map(|r| r / nb).collect();
+        lp.select(0, rows_tensor::<B>(&each, &dev))
+    } else {
+        lp
+    };
+    let running: Vec<&Vec<u32>> = active.iter().flat_map(|&p| &beams[p].running).collect();
+    if o.no_repeat_ngram > 0 {
+        let len = running.iter().map(|s| s.len()).max().unwrap_or(0);
+        let (mut ids, mut real) = (
+            Vec::with_capacity(rows * len),
+            Vec::with_capacity(rows * len),
+        );
+        for s in &running {
+            let pad = len - s.len();
+            ids.extend(std::iter::repeat_n(0i64, pad).chain(s.iter().map(|&t| t as i64)));
+            real.extend((0..len).map(|j| j >= pad));
+        }
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, len]), &dev);
+        let real = Tensor::<B, 2, Bool>::from_data(TensorData::new(real, [rows, len]), &dev);
+        lp = lp + select::ngram_ban(&ids, &real, o.no_repeat_ngram, vocab);
+    }
+    if let Some(e) = o.eos {
+        let early: Vec<bool> = active
+            .iter()
+            .flat_map(|&p| std::iter::repeat_n(beams[p].cur_len < o.min_length, nb))
+            .collect();
+        if early.contains(&true) && (e as usize) < vocab {
+            let early = Tensor::<B, 2, Bool>::from_data(TensorData::new(early, [rows, 1]), &dev);
+            let at_eos = Tensor::<B, 1, Int>::arange(0..vocab as i64, &dev)
+                .equal_elem(e as i64)
+                .unsqueeze::<2>();
+            lp = lp.mask_fill(
+                early
+                    .expand([rows, vocab])
+                    .bool_and(at_eos.expand([rows, vocab])),
+                f32::NEG_INFINITY,
+            );
+        }
+    }
+    let scores: Vec<f32> = active
+        .iter()
+        .flat_map(|&p| beams[p].running_scores.iter().copied())
+        .collect();
+    let scores = Tensor::<B, 2>::from_data(TensorData::new(scores, [rows, 1]), &dev);
+    let cand = (lp + scores.expand([rows, vocab])).reshape([active.len(), nb * vocab]);
+    let keep = Beams::keep(o);
+    let (values, flat) = select::top_k(cand, keep);
+    let values = values
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading the beam candidates back: {e:?}"))?;
+    let flat = flat
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .map_err(|e| anyhow::anyhow!("reading the beam candidates back: {e:?}"))?;
+    Ok(values
+        .chunks(keep)
+        .zip(flat.chunks(keep))
+        .map(|(v, f)| {
+            v.iter()
+                .zip(f)
+                .map(|(&x, &i)| (x, i as usize / vocab, (i as usize % vocab) as u32))
+                .collect()
+        })
         .collect())
 }
 
