@@ -598,6 +598,7 @@ fn paper_beam_on_the_device_gives_the_host_beams() {
             (3, 12, later),
             (8, 11, later),
             (5, 20, common),
+            (4, 9, u32::MAX),
         ] {
             let o = |selection| PaperBeam {
                 width,

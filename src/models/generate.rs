@@ -691,7 +691,14 @@ fn sample_on_device<B: Backend, M: Decoder<B>>(
         }
         Tensor::<B, 1>::from_data(TensorData::new(v, [vocab]), dev).unsqueeze::<2>()
     });
-    let stops: Vec<i64> = opt.stop_tokens.iter().map(|&t| t as i64).collect();
+    // A stop token outside the vocabulary is never produced (and may not fit the
+    // backend's integer type).
+    let stops: Vec<i64> = opt
+        .stop_tokens
+        .iter()
+        .filter(|&&t| (t as usize) < vocab)
+        .map(|&t| t as i64)
+        .collect();
     // Every row's tokens so far (prompt, left-padded, then the new ones), for n-gram bans.
     let mut seq = ids;
     // Position `j` of `seq` is a real token of its row (not padding).

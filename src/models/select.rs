@@ -249,6 +249,13 @@ pub(crate) fn paper_beam<B: Backend, M: Decoder<B>>(
     top_n: usize,
 ) -> anyhow::Result<Vec<Vec<Hypothesis>>> {
     let dev = ids.device();
+    // An end token outside the vocabulary never ends a beam; −1 matches no token and fits
+    // every backend's integer type.
+    let eos_id = if (eos as usize) < model.vocab_size() {
+        eos as i64
+    } else {
+        -1
+    };
     let prompts = pads.len();
     let rows = prompts * width;
     let vocab = model.vocab_size();
@@ -266,11 +273,11 @@ pub(crate) fn paper_beam<B: Backend, M: Decoder<B>>(
     let first_rows: Vec<i64> = (0..rows).map(|r| (r / width) as i64).collect();
     let mut parents = Tensor::<B, 1, Int>::from_data(TensorData::new(first_rows, [rows]), &dev);
     let eos_col = Tensor::<B, 1, Int>::arange(0..vocab as i64, &dev)
-        .equal_elem(eos as i64)
+        .equal_elem(eos_id)
         .unsqueeze::<2>()
         .expand([rows, vocab]);
     for step in 1..max_new_tokens {
-        let ended = toks.clone().equal_elem(eos as i64);
+        let ended = toks.clone().equal_elem(eos_id);
         if step % super::generate::SYNC_EVERY == 0 && ended.clone().all().into_scalar().to_bool() {
             break;
         }
