@@ -22,16 +22,6 @@ from transformers import GPT2Config, GPT2LMHeadModel
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def rows(n, length):
     return torch.tensor([[(r * 977 + i * 31 + 5) % 50257 for i in range(length)] for r in range(n)])
 
@@ -89,7 +79,9 @@ def main():
         sys.exit(res.stderr)
     ours = json.loads(res.stdout)
     gpu = torch.cuda.get_device_name(0) if a.device == "cuda" else None
-    report = {"device": a.device, "gpu": gpu, "cpu": cpu_model(),
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+               platform.machine())
+    report = {"device": a.device, "gpu": gpu, "cpu": cpu,
               "threads": a.threads, "torch": torch.__version__, "transformers": __import__("transformers").__version__,
               "prompts": a.prompts, "transformers_generate": pt, "hhi": ours,
               "ratio_hhi_over_transformers": {k: ours[k] / pt[k] for k in pt}}

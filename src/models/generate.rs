@@ -10,7 +10,9 @@
 //! right-padded and masked by [`Seq2Seq::from_sources`]), so a row of a batch gives the
 //! same tokens as its prompt alone. Sampling draws each row from its own RNG stream
 //! ([`row_rng`]), so a row's tokens never depend on the other rows. Rows and prompts
-//! that have finished leave the batch. Caller errors (no prompt, an empty prompt, an
+//! that have finished leave the batch on the host path; on GPU backends tokens are
+//! chosen on the device (`select.rs`, [`Selection`]) and finished rows stay, so that
+//! nothing is read back per token. Caller errors (no prompt, an empty prompt, an
 //! id outside the vocabulary, too many positions) are returned, never panics.
 
 use super::KvCache;
@@ -549,6 +551,17 @@ pub enum Selection {
     Device,
 }
 
+impl Selection {
+    /// Whether tokens are chosen on the device for backend `B`.
+    fn on_device<B: Backend>(self, dev: &B::Device) -> bool {
+        match self {
+            Selection::Host => false,
+            Selection::Device => true,
+            Selection::Auto => !select::on_host::<B>(dev),
+        }
+    }
+}
+
 /// Steps between two checks of the device path for rows still generating.
 pub const SYNC_EVERY: usize = 8;
 
@@ -612,12 +625,7 @@ pub fn sample_streams<B: Backend, M: Decoder<B>>(
     if opt.temperature.is_nan() || opt.top_p.is_nan() {
         bail!("temperature and top_p must be numbers");
     }
-    let on_device = match opt.selection {
-        Selection::Host => false,
-        Selection::Device => true,
-        Selection::Auto => !select::on_host::<B>(dev),
-    };
-    if on_device {
+    if opt.selection.on_device::<B>(dev) {
         return sample_on_device(model, prompts, streams, opt, dev);
     }
     let mut rngs: Vec<ChaCha8Rng> = streams.iter().map(|&s| row_rng(opt.seed, s)).collect();
@@ -1038,11 +1046,7 @@ pub fn beam_search_with<B: Backend, M: Decoder<B>>(
         );
     }
     check_prompts(model, prompts, o.max_new_tokens)?;
-    let on_device = match selection {
-        Selection::Host => false,
-        Selection::Device => true,
-        Selection::Auto => !select::on_host::<B>(dev),
-    };
+    let on_device = selection.on_device::<B>(dev);
     let mut beams: Vec<Beams> = prompts.iter().map(|p| Beams::new(p, o)).collect();
     let mut done: Vec<Option<Vec<Hypothesis>>> = vec![None; prompts.len()];
     // The prompt is run once per prompt; the first step's logits serve all its beams.
@@ -1292,9 +1296,7 @@ pub fn paper_beam_with<B: Backend, M: Decoder<B>>(
         bail!("max_new_tokens must be at least 1");
     }
     let (ids, pads) = prompt_batch::<B>(prompts, dev)?;
-    if selection == Selection::Device
-        || (selection == Selection::Auto && !select::on_host::<B>(dev))
-    {
+    if selection.on_device::<B>(dev) {
         return select::paper_beam(model, ids, &pads, width, max_new_tokens, eos, top_n);
     }
     let (logits, mut cache) = model.prefill(ids, &pads)?;
