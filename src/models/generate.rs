@@ -1132,8 +1132,8 @@ fn device_candidates<B: Backend>(
     } else {
         lp
     };
-    let running: Vec<&Vec<u32>> = active.iter().flat_map(|&p| &beams[p].running).collect();
     if o.no_repeat_ngram > 0 {
+        let running: Vec<&Vec<u32>> = active.iter().flat_map(|&p| &beams[p].running).collect();
         let len = running.iter().map(|s| s.len()).max().unwrap_or(0);
         let (mut ids, mut real) = (
             Vec::with_capacity(rows * len),
@@ -1226,7 +1226,7 @@ type PaperBeamState = (Vec<u32>, f32, bool);
 /// The `k` best tokens of one row by (log-prob descending, token ascending), unsorted:
 /// no more than `width` continuations of one beam can be among the `width` best overall,
 /// so the full vocabulary never has to be sorted.
-fn top_tokens(lp: &[f32], k: usize) -> Vec<(f32, u32)> {
+pub(crate) fn top_tokens(lp: &[f32], k: usize) -> Vec<(f32, u32)> {
     let mut v: Vec<(f32, u32)> = lp.iter().enumerate().map(|(t, &x)| (x, t as u32)).collect();
     let cmp = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
     if k < v.len() {

@@ -171,10 +171,10 @@ pub(crate) fn top_k<B: Backend>(x: Tensor<B, 2>, k: usize) -> (Tensor<B, 2>, Ten
         let flat = x.into_data().convert::<f32>().to_vec::<f32>().expect("f32");
         let (mut vals, mut cols) = (Vec::with_capacity(rows * k), Vec::with_capacity(rows * k));
         for row in flat.chunks(n.max(1)).take(rows) {
-            let mut order: Vec<usize> = (0..n).collect();
-            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-            for &c in &order[..k] {
-                vals.push(row[c]);
+            let mut best = super::generate::top_tokens(row, k);
+            best.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            for (x, c) in best {
+                vals.push(x);
                 cols.push(c as i64);
             }
         }
