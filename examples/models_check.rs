@@ -369,7 +369,9 @@ fn bench_matmul<B: Backend>(dev: &B::Device, out: &mut Out) {
     // The products the models are made of (m×k · k×n; `_ta`/`_t`: the left/right operand
     // is a transposed view): GPT-2's MLP, then T5-small's training step (a forward product
     // against an HF `Linear` weight, the input gradient, the weight gradient, a decoder
-    // product). tools/bench_models.py times the same list.
+    // product), then GPT-2's products in a step of a beam-32 decode (`few_rows`) and its
+    // tied head on 8 rows. Each goes the way the models send it: `small_matmul` where it
+    // applies, else `cpu_matmul`. tools/bench_models.py times the same list.
     for (m, k, n, ta, tb) in MATMUL_SHAPES {
         let a = if ta {
             Tensor::<B, 2>::ones([k, m], dev).transpose()
@@ -381,7 +383,10 @@ fn bench_matmul<B: Backend>(dev: &B::Device, out: &mut Out) {
         } else {
             Tensor::<B, 2>::ones([k, n], dev)
         };
-        let product = || hhi::models::cpu_matmul::matmul(a.clone(), b.clone());
+        let product = || {
+            hhi::models::matvec::small_matmul(&a, &b)
+                .unwrap_or_else(|| hhi::models::cpu_matmul::matmul(a.clone(), b.clone()))
+        };
         sync(product().sum());
         let flops = 2.0 * (m * k * n) as f64;
         let reps = (2e10 / flops).clamp(5.0, 200.0) as usize;
@@ -401,7 +406,7 @@ fn bench_matmul<B: Backend>(dev: &B::Device, out: &mut Out) {
 }
 
 /// (m, k, n, left transposed, right transposed); the same list as tools/bench_models.py.
-const MATMUL_SHAPES: [(usize, usize, usize, bool, bool); 8] = [
+const MATMUL_SHAPES: [(usize, usize, usize, bool, bool); 14] = [
     (400, 768, 3072, false, false),
     (400, 768, 3072, false, true),
     (400, 3072, 768, false, false),
@@ -410,6 +415,12 @@ const MATMUL_SHAPES: [(usize, usize, usize, bool, bool); 8] = [
     (512, 2048, 512, false, false),
     (2048, 512, 512, true, false),
     (128, 512, 512, false, true),
+    (32, 768, 2304, false, false),
+    (32, 768, 768, false, false),
+    (32, 768, 3072, false, false),
+    (32, 3072, 768, false, false),
+    (32, 768, 50257, false, true),
+    (8, 768, 50257, false, true),
 ];
 
 fn bench_gpt2<B: AutodiffBackend>(

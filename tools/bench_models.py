@@ -39,7 +39,10 @@ def torch_bench(dev, steps):
     for m, k, n, ta, tb in [(400, 768, 3072, False, False), (400, 768, 3072, False, True),
                             (400, 3072, 768, False, False), (400, 3072, 768, False, True),
                             (512, 512, 2048, False, True), (512, 2048, 512, False, False),
-                            (2048, 512, 512, True, False), (128, 512, 512, False, True)]:
+                            (2048, 512, 512, True, False), (128, 512, 512, False, True),
+                            (32, 768, 2304, False, False), (32, 768, 768, False, False),
+                            (32, 768, 3072, False, False), (32, 3072, 768, False, False),
+                            (32, 768, 50257, False, True), (8, 768, 50257, False, True)]:
         x = torch.ones(k, m, device=dev).t() if ta else torch.ones(m, k, device=dev)
         w = torch.ones(n, k, device=dev).t() if tb else torch.ones(k, n, device=dev)
         (x @ w).sum().item()

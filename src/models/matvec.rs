@@ -9,12 +9,14 @@
 //! not depend on the thread count nor on the SIMD width the CPU offers (no fused
 //! multiply-add: `a * b + c` rounds twice on every target).
 
+use super::few_rows;
 use burn::prelude::*;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 use std::any::Any;
 
-/// Batches up to this many rows take this path; larger ones go to `gemm`.
+/// Batches up to this many rows take this path; larger ones go to `few_rows` (up to its
+/// `MAX_ROWS`), then to `gemm`.
 const MAX_ROWS: usize = 4;
 /// Output columns per parallel task of a dot-product product.
 const COLUMNS_PER_TASK: usize = 512;
@@ -22,12 +24,16 @@ const COLUMNS_PER_TASK: usize = 512;
 const K_PARTS: usize = 8;
 
 /// `x · w` for `x` `[rows, k]` and `w` `[k, n]` (contiguous, or the transposed view of a
-/// contiguous `[n, k]`), when the backend is the CPU one and `rows` is small; `None`
-/// otherwise (the caller then uses `matmul`).
+/// contiguous `[n, k]`), when the backend is the CPU one (not under autodiff) and `rows`
+/// is at most `few_rows::MAX_ROWS`; `None` otherwise (the caller then uses `matmul`).
 pub fn small_matmul<B: Backend>(x: &Tensor<B, 2>, w: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
     let [rows, k] = x.dims();
     let [k2, n] = w.dims();
-    if rows == 0 || rows > MAX_ROWS || k != k2 {
+    if rows == 0 || rows > few_rows::MAX_ROWS || k != k2 {
+        return None;
+    }
+    let isa = few_rows::Isa::detect();
+    if rows > MAX_ROWS && isa.is_none() {
         return None;
     }
     let xp = x.clone().into_primitive().tensor();
@@ -43,16 +49,26 @@ pub fn small_matmul<B: Backend>(x: &Tensor<B, 2>, w: &Tensor<B, 2>) -> Option<Te
     let strides = layout.strides();
     let all: &[f32] = wf.storage::<f32>();
     let off = layout.start_offset();
-    let mut out = vec![0f32; rows * n];
-    if strides == [n as isize, 1] {
-        let ws = all.get(off..off + k * n)?;
-        rows_times_matrix(xs, ws, rows, k, n, &mut out);
-    } else if strides == [1, k as isize] {
-        let ws = all.get(off..off + k * n)?;
-        rows_times_transposed(xs, ws, rows, k, n, &mut out);
-    } else {
+    let ws = all.get(off..off + k * n)?;
+    let row_major = strides == [n as isize, 1];
+    if !row_major && strides != [1, k as isize] {
         return None;
     }
+    let out = if rows > MAX_ROWS {
+        if row_major {
+            few_rows::times_matrix(xs, ws, rows, k, n, isa)?
+        } else {
+            few_rows::times_transposed(xs, ws, rows, k, n, isa)?
+        }
+    } else {
+        let mut out = vec![0f32; rows * n];
+        if row_major {
+            rows_times_matrix(xs, ws, rows, k, n, &mut out);
+        } else {
+            rows_times_transposed(xs, ws, rows, k, n, &mut out);
+        }
+        out
+    };
     let dev = x.device();
     Some(Tensor::from_data(TensorData::new(out, [rows, n]), &dev))
 }
@@ -193,7 +209,13 @@ mod tests {
     #[test]
     fn small_products_match_matmul_for_both_weight_layouts() {
         let dev = Default::default();
-        for (rows, k, n) in [(1, 768, 2304), (3, 70, 1030), (4, 33, 5)] {
+        for (rows, k, n) in [
+            (1, 768, 2304),
+            (3, 70, 1030),
+            (4, 33, 5),
+            (5, 70, 1030),
+            (32, 33, 5),
+        ] {
             let x =
                 Tensor::<B, 2>::from_data(TensorData::new(values(rows * k, 1), [rows, k]), &dev);
             let w = Tensor::<B, 2>::from_data(TensorData::new(values(k * n, 2), [k, n]), &dev);
@@ -216,7 +238,7 @@ mod tests {
                 assert!(worst < 1e-4, "{rows}x{k}x{n}: {worst}");
             }
         }
-        let big = Tensor::<B, 2>::zeros([MAX_ROWS + 1, 8], &dev);
+        let big = Tensor::<B, 2>::zeros([few_rows::MAX_ROWS + 1, 8], &dev);
         assert!(small_matmul(&big, &Tensor::<B, 2>::zeros([8, 8], &dev)).is_none());
     }
 

@@ -20,7 +20,7 @@ impl StageKind for ClipFeatures {
         "clip_features"
     }
     fn version(&self) -> u32 {
-        3
+        4
     }
     fn about(&self) -> &'static str {
         "the frozen CLIP image tower's projected features for every image of an image set"

@@ -30,7 +30,7 @@ impl StageKind for Evaluate {
         "evaluate"
     }
     fn version(&self) -> u32 {
-        3
+        4
     }
     fn about(&self) -> &'static str {
         "stage 10: scores predictions @1/@5/@8 (label/verb match, verb similarity, NLI) beside the most-frequent-label and chance baselines"

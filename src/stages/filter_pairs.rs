@@ -22,7 +22,7 @@ impl StageKind for FilterPairs {
         "filter_pairs"
     }
     fn version(&self) -> u32 {
-        3
+        4
     }
     fn about(&self) -> &'static str {
         "stage 4: filters synthetic pairs (NLI, verb, forbidden words, capitals, persons, form) and writes their `_` targets"

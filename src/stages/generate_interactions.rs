@@ -176,7 +176,7 @@ impl StageKind for GenerateInteractions {
         "generate_interactions"
     }
     fn version(&self) -> u32 {
-        5
+        6
     }
     fn about(&self) -> &'static str {
         "stage 2: an LM writes new interactions from prompts of seed interactions"

@@ -24,7 +24,7 @@ impl StageKind for Predict {
         "predict"
     }
     fn version(&self) -> u32 {
-        3
+        4
     }
     fn about(&self) -> &'static str {
         "stage 9: the paper's beam search for every image: top beams with their summed log-probs"

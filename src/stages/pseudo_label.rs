@@ -30,7 +30,7 @@ impl StageKind for PseudoLabelKind {
         "pseudo_label"
     }
     fn version(&self) -> u32 {
-        4
+        5
     }
     fn about(&self) -> &'static str {
         "stage 6: the summarizer labels every caption with more than one person"

@@ -31,7 +31,7 @@ impl StageKind for SynthesizeCaptions {
         "synthesize_captions"
     }
     fn version(&self) -> u32 {
-        5
+        6
     }
     fn about(&self) -> &'static str {
         "stage 3: an LM writes captions for generated interactions, after few-shot examples from real captions"
