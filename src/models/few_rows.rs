@@ -5,9 +5,10 @@
 //! Written here because `gemm` 0.19 (through burn-flex) picks its blocking for large
 //! products: on 32 rows it measured 92–141 GFLOP/s against PyTorch's 200–257 on the
 //! GPT-2 shapes (2-core Xeon), and 32×768·768×3072 fell to 56–92, its weight rows 12 KiB
-//! apart landing on the same cache sets. This module packs each 64-column panel of the
-//! weight into a contiguous buffer and runs a register-blocked kernel over it
-//! (`tools`-free measurements in docs/benchmarks.md).
+//! apart landing on the same cache sets. This module packs each block of the weight into
+//! a contiguous buffer and runs a register-blocked kernel over it; the tied LM head is read
+//! as it lies, its rows broadcast against xᵀ (measurements: docs/benchmarks.md, "Batched
+//! decoding on the CPU").
 //!
 //! Every output is one fused multiply-add chain over `k` in order, starting from zero, so
 //! the bits do not depend on the thread count, the tiling, nor the instruction set (the
@@ -15,8 +16,6 @@
 
 use rayon::prelude::*;
 
-/// Batches of at least this many rows take this path (fewer: `matvec`'s streaming loops).
-pub const MIN_ROWS: usize = 5;
 /// Batches of more rows go to `gemm`, which is faster there (measured: 128 rows).
 pub const MAX_ROWS: usize = 64;
 /// Rows of the weight multiplied per pass over the packed panel, kept in the first-level
@@ -52,7 +51,8 @@ impl Isa {
 }
 
 /// `out[r, j] = Σ_i x[r, i] · w[i, j]` for `x` `[rows, k]` and `w` `[k, n]`, both
-/// row-major; `None` where this CPU has neither kernel's instruction set.
+/// row-major; `None` where this CPU has neither kernel's instruction set, or where a slice
+/// is shorter than its shape says.
 pub fn times_matrix(
     x: &[f32],
     w: &[f32],
@@ -62,10 +62,12 @@ pub fn times_matrix(
     isa: Option<Isa>,
 ) -> Option<Vec<f32>> {
     let isa = isa.or_else(Isa::detect)?;
-    assert!(
-        x.len() >= rows * k && w.len() >= k * n,
-        "operands shorter than their shape"
-    );
+    if x.len() < rows * k || w.len() < k * n {
+        return None; // operands shorter than their shape
+    }
+    if k == 0 || n == 0 {
+        return Some(vec![0f32; rows * n]);
+    }
     let tile = match isa {
         Isa::Avx512 => x86::AVX512_TILE,
         Isa::Avx2 => x86::AVX2_TILE,
@@ -125,8 +127,7 @@ pub fn times_matrix(
 }
 
 /// `out[r, j] = Σ_i x[r, i] · wt[j, i]` for `x` `[rows, k]` and `wt` `[n, k]` (a tied LM
-/// head), both row-major; `None` where this CPU has neither kernel's instruction set.
-/// The weight is read as it lies, one pass, its rows broadcast against `xᵀ`.
+/// head), both row-major; `None` as for [`times_matrix`]. The weight is read as it lies, one pass, its rows broadcast against `xᵀ`.
 pub fn times_transposed(
     x: &[f32],
     wt: &[f32],
@@ -136,10 +137,13 @@ pub fn times_transposed(
     isa: Option<Isa>,
 ) -> Option<Vec<f32>> {
     let isa = isa.or_else(Isa::detect)?;
-    assert!(
-        x.len() >= rows * k && wt.len() >= k * n,
-        "operands shorter than their shape"
-    );
+    if x.len() < rows * k || wt.len() < k * n {
+        return None; // operands shorter than their shape
+    }
+    if k == 0 || n == 0 {
+        // An empty sum (the kernels divide by k to find their row counts).
+        return Some(vec![0f32; rows * n]);
+    }
     // Rows of `x` per pass (four vectors), and the vector width.
     let (per_pass, lanes) = match isa {
         Isa::Avx512 => (64, 16),
@@ -537,6 +541,8 @@ mod tests {
             (32, 257, 481),
             (64, 129, 17),
             (33, 40, 600),
+            (7, 0, 9),
+            (9, 5, 0),
         ] {
             let x = values(rows * k, 1);
             let w = values(k * n, 2);
