@@ -72,11 +72,10 @@ pub fn times_matrix(
         Isa::Avx512 => x86::AVX512_TILE,
         Isa::Avx2 => x86::AVX2_TILE,
     };
-    // Tasks own TASK_COLUMNS-wide column blocks (read from the weight as 512-byte runs,
-    // which the prefetchers follow; 64-column runs 12 KiB apart were slower to gather than
-    // to multiply). Per block of KC weight rows, a task packs its block as tiles
+    // Tasks own TASK_COLUMNS-wide column blocks, read from the weight as 512-byte runs of
+    // its rows. Per block of KC weight rows, a task packs its block as tiles
     // `[tile][KC][tile width]`, then multiplies every tile into its `[tile][rows][width]`
-    // accumulators.
+    // accumulators. Each output belongs to one task, so the bits do not depend on threads.
     let results: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(TASK_COLUMNS))
         .into_par_iter()
         .map_init(
@@ -127,7 +126,8 @@ pub fn times_matrix(
 }
 
 /// `out[r, j] = Σ_i x[r, i] · wt[j, i]` for `x` `[rows, k]` and `wt` `[n, k]` (a tied LM
-/// head), both row-major; `None` as for [`times_matrix`]. The weight is read as it lies, one pass, its rows broadcast against `xᵀ`.
+/// head), both row-major; `None` as for [`times_matrix`]. The weight is read as it lies,
+/// in one pass, its rows broadcast against `xᵀ`.
 pub fn times_transposed(
     x: &[f32],
     wt: &[f32],
@@ -178,7 +178,7 @@ pub fn times_transposed(
                 (j0, part)
             })
             .collect();
-        // Back to rows, a row per task (done serially it was a tenth of the product).
+        // Back to rows, one output row per task.
         out[r0 * n..(r0 + chunk) * n]
             .par_chunks_mut(n)
             .enumerate()
