@@ -531,6 +531,16 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// `f` run on a pool of `threads` rayon threads (to check that bits do not depend on
+    /// the thread count; shared with `matvec` and `few_rows`).
+    pub(crate) fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+            .install(f)
+    }
+
     fn tensor<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<B, D> {
         Tensor::from_data(TensorData::new(v, shape), &Default::default())
     }
@@ -686,20 +696,16 @@ pub(crate) mod tests {
         let x = values(rows * d, 5, 4.0);
         let w = values(d, 6, 1.0);
         let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    let a = layer(activation(tensor(x.clone(), [rows, d]), Act::QuickGelu));
-                    let n = layer(layer_norm(
-                        tensor(x.clone(), [rows, d]),
-                        tensor(w.clone(), [d]),
-                        Some(tensor(w.clone(), [d])),
-                        1e-5,
-                    ));
-                    (vec(a), vec(n))
-                })
+            with_threads(threads, || {
+                let a = layer(activation(tensor(x.clone(), [rows, d]), Act::QuickGelu));
+                let n = layer(layer_norm(
+                    tensor(x.clone(), [rows, d]),
+                    tensor(w.clone(), [d]),
+                    Some(tensor(w.clone(), [d])),
+                    1e-5,
+                ));
+                (vec(a), vec(n))
+            })
         };
         let one = run(1);
         assert_eq!(one, run(2));

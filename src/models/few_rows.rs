@@ -238,57 +238,56 @@ mod x86 {
         unsafe fn store(p: *mut f32, v: Self::V);
     }
 
-    struct Avx512;
-    impl Simd for Avx512 {
-        type V = __m512;
-        const LANES: usize = 16;
-        #[inline(always)]
-        unsafe fn zero() -> __m512 {
-            unsafe { _mm512_setzero_ps() }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> __m512 {
-            unsafe { _mm512_loadu_ps(p) }
-        }
-        #[inline(always)]
-        unsafe fn splat(p: *const f32) -> __m512 {
-            unsafe { _mm512_set1_ps(*p) }
-        }
-        #[inline(always)]
-        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
-            unsafe { _mm512_fmadd_ps(a, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn store(p: *mut f32, v: __m512) {
-            unsafe { _mm512_storeu_ps(p, v) }
-        }
+    /// One `Simd` implementation per instruction set, from its intrinsics.
+    macro_rules! simd {
+        ($name:ident, $v:ty, $lanes:expr, $zero:ident, $load:ident, $splat:ident, $fma:ident, $store:ident) => {
+            struct $name;
+            impl Simd for $name {
+                type V = $v;
+                const LANES: usize = $lanes;
+                #[inline(always)]
+                unsafe fn zero() -> $v {
+                    unsafe { $zero() }
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const f32) -> $v {
+                    unsafe { $load(p) }
+                }
+                #[inline(always)]
+                unsafe fn splat(p: *const f32) -> $v {
+                    unsafe { $splat(*p) }
+                }
+                #[inline(always)]
+                unsafe fn fma(a: $v, b: $v, c: $v) -> $v {
+                    unsafe { $fma(a, b, c) }
+                }
+                #[inline(always)]
+                unsafe fn store(p: *mut f32, v: $v) {
+                    unsafe { $store(p, v) }
+                }
+            }
+        };
     }
-
-    struct Avx2;
-    impl Simd for Avx2 {
-        type V = __m256;
-        const LANES: usize = 8;
-        #[inline(always)]
-        unsafe fn zero() -> __m256 {
-            unsafe { _mm256_setzero_ps() }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> __m256 {
-            unsafe { _mm256_loadu_ps(p) }
-        }
-        #[inline(always)]
-        unsafe fn splat(p: *const f32) -> __m256 {
-            unsafe { _mm256_set1_ps(*p) }
-        }
-        #[inline(always)]
-        unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
-            unsafe { _mm256_fmadd_ps(a, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn store(p: *mut f32, v: __m256) {
-            unsafe { _mm256_storeu_ps(p, v) }
-        }
-    }
+    simd!(
+        Avx512,
+        __m512,
+        16,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_storeu_ps
+    );
+    simd!(
+        Avx2,
+        __m256,
+        8,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_storeu_ps
+    );
 
     /// `acc[r][v] += Σ_{i < kc} b[r·bs + i] · panel[i·ps + v·LANES ..]`, one fused
     /// multiply-add per term in order of `i`. `acc` is loaded from and stored to `dst`
@@ -503,11 +502,10 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::cpu::tests::with_threads;
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 2000) as f32 / 1000.0 - 1.0)
-            .collect()
+        crate::models::cpu::tests::values(n, seed, 1.0)
     }
 
     fn isas() -> Vec<Isa> {
@@ -574,16 +572,12 @@ mod tests {
         let x = values(rows * k, 5);
         let w = values(k * n, 6);
         let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    (
-                        times_matrix(&x, &w, rows, k, n, None),
-                        times_transposed(&x, &w, rows, k, n, None),
-                    )
-                })
+            with_threads(threads, || {
+                (
+                    times_matrix(&x, &w, rows, k, n, None),
+                    times_transposed(&x, &w, rows, k, n, None),
+                )
+            })
         };
         let one = run(1);
         assert_eq!(one, run(2));

@@ -198,13 +198,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    type B = crate::models::Cpu;
+    use crate::models::cpu::tests::with_threads;
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 2000) as f32 / 1000.0 - 1.0)
-            .collect()
+        crate::models::cpu::tests::values(n, seed, 1.0)
     }
+    type B = crate::models::Cpu;
 
     #[test]
     fn small_products_match_matmul_for_both_weight_layouts() {
@@ -252,23 +251,19 @@ mod tests {
             Tensor::<B, 2>::from_data(TensorData::new(values(300 * 3000, 7), [3000, 300]), &dev)
                 .transpose();
         let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    let a = small_matmul(&x, &w)
-                        .unwrap()
-                        .into_data()
-                        .to_vec::<f32>()
-                        .unwrap();
-                    let b = small_matmul(&x, &wt)
-                        .unwrap()
-                        .into_data()
-                        .to_vec::<f32>()
-                        .unwrap();
-                    (a, b)
-                })
+            with_threads(threads, || {
+                let a = small_matmul(&x, &w)
+                    .unwrap()
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap();
+                let b = small_matmul(&x, &wt)
+                    .unwrap()
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap();
+                (a, b)
+            })
         };
         let one = run(1);
         assert_eq!(one, run(2));
