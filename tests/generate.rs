@@ -353,6 +353,41 @@ fn sampled_rows_do_not_depend_on_the_rest_of_the_batch() {
     check(&neo, &prompts, &o);
 }
 
+/// Delegates to a decoder but reorders its whole cache at every beam step, as a decoder
+/// without [`Decoder::reorder_rows`] of its own does.
+struct EagerReorder<'a, D>(&'a D);
+
+impl<D: Decoder<Cpu>> Decoder<Cpu> for EagerReorder<'_, D> {
+    type Cache = D::Cache;
+    fn prefill(
+        &self,
+        prompt: burn::tensor::Tensor<Cpu, 2, burn::tensor::Int>,
+        pads: &[usize],
+    ) -> anyhow::Result<(burn::tensor::Tensor<Cpu, 2>, Self::Cache)> {
+        self.0.prefill(prompt, pads)
+    }
+    fn step(
+        &self,
+        tokens: burn::tensor::Tensor<Cpu, 2, burn::tensor::Int>,
+        cache: &mut Self::Cache,
+    ) -> burn::tensor::Tensor<Cpu, 2> {
+        self.0.step(tokens, cache)
+    }
+    fn reorder(
+        &self,
+        cache: &mut Self::Cache,
+        rows: burn::tensor::Tensor<Cpu, 1, burn::tensor::Int>,
+    ) {
+        self.0.reorder(cache, rows)
+    }
+    fn vocab_size(&self) -> usize {
+        self.0.vocab_size()
+    }
+    fn max_positions(&self) -> Option<usize> {
+        self.0.max_positions()
+    }
+}
+
 fn check_t5_padded(name: &str) {
     use hhi::models::t5::T5;
     let e = &expected("padded")[name];
@@ -383,6 +418,10 @@ fn check_t5_padded(name: &str) {
     let batch = beam_search_batch(&s2s, &starts, &opts, &dev()).unwrap();
     let device = beam_search_with(&s2s, &starts, &opts, Selection::Device, &dev()).unwrap();
     assert_eq!(device, batch, "{name}: beams with device candidates differ");
+    // Beams keep their prompt's source, so the T5 cache leaves the encoder rows as they
+    // are; reordering them too must not change a bit.
+    let eager = beam_search_batch(&EagerReorder(&s2s), &starts, &opts, &dev()).unwrap();
+    assert_eq!(eager, batch, "{name}: the eager reorder gives other beams");
     let want = id_rows(&e["beam"]["sequences"]);
     let scores = e["beam"]["scores"].as_array().unwrap();
     let mut worst = 0f32;

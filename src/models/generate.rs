@@ -38,6 +38,11 @@ pub trait Decoder<B: Backend> {
     fn step(&self, tokens: Tensor<B, 2, Int>, cache: &mut Self::Cache) -> Tensor<B, 2>;
     /// Keeps cache rows `rows`, in that order (possibly fewer or repeated rows).
     fn reorder(&self, cache: &mut Self::Cache, rows: Tensor<B, 1, Int>);
+    /// [`Decoder::reorder`] with rows the host already holds, so that a model can skip
+    /// the parts of its cache those rows leave equal.
+    fn reorder_rows(&self, cache: &mut Self::Cache, rows: &[usize], dev: &B::Device) {
+        self.reorder(cache, rows_tensor::<B>(rows, dev));
+    }
     /// Token ids must be below this.
     fn vocab_size(&self) -> usize;
     /// The number of learned positions (a prompt plus its new tokens must fit), if any.
@@ -322,6 +327,11 @@ pub struct Seq2SeqCache<B: Backend> {
     pub t5: super::t5::T5Cache<B>,
     pub enc: Tensor<B, 3>,
     pub enc_mask: Option<Tensor<B, 2, Int>>,
+    /// The encoder source each row reads, while the host knows it (not after a reorder
+    /// by device rows). A beam search's reorders keep each prompt's beams on their own
+    /// source; the encoder states and cross-attention keys of those rows then stay as they
+    /// are, and only the self-attention cache is reordered.
+    source: Option<Vec<usize>>,
 }
 
 impl<B: Backend> Decoder<B> for Seq2Seq<'_, B> {
@@ -345,8 +355,8 @@ impl<B: Backend> Decoder<B> for Seq2Seq<'_, B> {
                 self.enc.dims()
             );
         }
-        let (enc, enc_mask) = if eb == rows {
-            (self.enc.clone(), self.enc_mask.clone())
+        let (enc, enc_mask, source) = if eb == rows {
+            (self.enc.clone(), self.enc_mask.clone(), (0..rows).collect())
         } else if eb > 0 && rows.is_multiple_of(eb) {
             let per = rows / eb;
             let idx: Vec<i64> = (0..rows).map(|r| (r / per) as i64).collect();
@@ -355,6 +365,7 @@ impl<B: Backend> Decoder<B> for Seq2Seq<'_, B> {
             (
                 self.enc.clone().select(0, idx.clone()),
                 self.enc_mask.clone().map(|m| m.select(0, idx)),
+                (0..rows).map(|r| r / per).collect(),
             )
         } else {
             bail!("{rows} decoder prompts for {eb} encoded sources");
@@ -363,7 +374,13 @@ impl<B: Backend> Decoder<B> for Seq2Seq<'_, B> {
         let logits = self
             .model
             .decode_masked(prompt, &enc, enc_mask.as_ref(), Some(&mut t5));
-        Ok((last(logits), Seq2SeqCache { t5, enc, enc_mask }))
+        let cache = Seq2SeqCache {
+            t5,
+            enc,
+            enc_mask,
+            source: Some(source),
+        };
+        Ok((last(logits), cache))
     }
     fn step(&self, tokens: Tensor<B, 2, Int>, cache: &mut Self::Cache) -> Tensor<B, 2> {
         last(self.model.decode_masked(
@@ -378,6 +395,23 @@ impl<B: Backend> Decoder<B> for Seq2Seq<'_, B> {
         cache.enc = cache.enc.clone().select(0, rows.clone());
         if let Some(m) = cache.enc_mask.take() {
             cache.enc_mask = Some(m.select(0, rows));
+        }
+        cache.source = None;
+    }
+    fn reorder_rows(&self, cache: &mut Self::Cache, rows: &[usize], dev: &B::Device) {
+        let moved: Option<Vec<usize>> = cache
+            .source
+            .as_ref()
+            .and_then(|s| rows.iter().map(|&r| s.get(r).copied()).collect());
+        match moved {
+            // Each row keeps its source: the encoder rows are copies of one another's.
+            Some(m) if cache.source.as_ref() == Some(&m) => {
+                cache.t5.self_attn.select(rows_tensor::<B>(rows, dev));
+            }
+            m => {
+                self.reorder(cache, rows_tensor::<B>(rows, dev));
+                cache.source = m;
+            }
         }
     }
     fn vocab_size(&self) -> usize {
@@ -663,7 +697,7 @@ pub fn sample_streams<B: Backend, M: Decoder<B>>(
         }
         if keep.len() < active.len() {
             // Finished rows leave the batch.
-            model.reorder(&mut cache, rows_tensor::<B>(&keep, dev));
+            model.reorder_rows(&mut cache, &keep, dev);
             active = keep.iter().map(|&p| active[p]).collect();
         }
         logits = model.step(ids_tensor::<B>(&next, dev), &mut cache);
@@ -1091,7 +1125,7 @@ pub fn beam_search_with<B: Backend, M: Decoder<B>>(
         if still.is_empty() {
             break;
         }
-        model.reorder(&mut cache, rows_tensor::<B>(&cache_rows, dev));
+        model.reorder_rows(&mut cache, &cache_rows, dev);
         let toks: Vec<u32> = still
             .iter()
             .flat_map(|&p| {
@@ -1341,7 +1375,7 @@ pub fn paper_beam_with<B: Backend, M: Decoder<B>>(
                 .collect();
             active = keep.iter().map(|&i| active[i]).collect();
         }
-        model.reorder(&mut cache, rows_tensor::<B>(&cache_rows, dev));
+        model.reorder_rows(&mut cache, &cache_rows, dev);
         let toks: Vec<u32> = active
             .iter()
             .flat_map(|&p| beams[p].iter().map(|b| *b.0.last().expect("non-empty")))
