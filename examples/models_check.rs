@@ -12,6 +12,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use hhi::backend::BackendKind;
 use hhi::models::generate::{
     BeamOptions, PaperBeam, SampleOptions, Selection, beam_search_with, paper_beam_with, sample,
 };
@@ -222,6 +223,69 @@ fn parity<B: AutodiffBackend>(fx: &Path, dev: &B::Device) -> anyhow::Result<Valu
     );
     out.insert("adamw_params_max_rel".into(), json!(worst));
     Ok(Value::Object(out))
+}
+
+/// This CPU's f32 fused multiply-add throughput, measured: every rayon thread runs 12
+/// independent chains of 512-bit (else 256-bit) FMAs, enough to fill two FMA ports of
+/// 4-cycle latency, for a quarter of a second or so; the best of three. `None` without AVX2+FMA.
+fn fma_peak_gflops() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        const CHAINS: usize = 12;
+        #[target_feature(enable = "avx512f")]
+        fn chains512(iters: usize) -> f32 {
+            let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+            let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+            for _ in 0..iters {
+                for r in acc.iter_mut() {
+                    *r = _mm512_fmadd_ps(*r, a, b);
+                }
+            }
+            acc.iter().map(|&r| _mm512_reduce_add_ps(r)).sum()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn chains256(iters: usize) -> f32 {
+            let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+            let mut acc = [_mm256_set1_ps(1.0); CHAINS];
+            for _ in 0..iters {
+                for r in acc.iter_mut() {
+                    *r = _mm256_fmadd_ps(*r, a, b);
+                }
+            }
+            let mut lanes = [0f32; 8];
+            let mut total = 0.0;
+            for r in acc {
+                // SAFETY: `lanes` holds the 8 floats the store writes.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), r) };
+                total += lanes.iter().sum::<f32>();
+            }
+            total
+        }
+        let (run, width): (fn(usize) -> f32, usize) = if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            (|n| unsafe { chains512(n) }, 16)
+        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            (|n| unsafe { chains256(n) }, 8)
+        } else {
+            return None;
+        };
+        let iters = 100_000_000;
+        let flops = (iters * CHAINS * width * 2) as f64;
+        let threads = rayon::current_num_threads();
+        let best = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                let sums: Vec<f32> = rayon::broadcast(|_| run(iters));
+                std::hint::black_box(sums);
+                threads as f64 * flops / t.elapsed().as_secs_f64() / 1e9
+            })
+            .fold(0.0, f64::max);
+        Some(best)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
 
 fn sync<B: Backend>(t: Tensor<B, 1>) {
@@ -595,6 +659,17 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(1);
     let mut v =
         hhi::with_backend!(kind, B, AD => run::<AD>(&fx, do_bench, steps, only.as_deref()))?;
+    let cpu = matches!(kind, BackendKind::Cpu | BackendKind::NdArray);
+    if cpu && do_bench && only.as_deref().is_none_or(|o| o == "matmul") {
+        // The goal "1024² matmul ≥ 70% of peak" needs this machine's peak now: VMs of one
+        // kind run at different clocks and beside different neighbours.
+        if let (Some(peak), Some(mm)) =
+            (fma_peak_gflops(), v["bench"]["matmul_1024_gflops"].as_f64())
+        {
+            v["bench"]["fma_peak_gflops"] = json!(peak);
+            v["bench"]["matmul_1024_of_fma_peak"] = json!(mm / peak);
+        }
+    }
     v["backend"] = json!(kind.to_string());
     v["threads"] = json!(threads);
     println!("{}", serde_json::to_string_pretty(&v)?);
