@@ -233,36 +233,26 @@ fn fma_peak_gflops() -> Option<f64> {
     {
         use std::arch::x86_64::*;
         const CHAINS: usize = 12;
-        #[target_feature(enable = "avx512f")]
-        fn chains512(iters: usize) -> f32 {
-            let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
-            let mut acc = [_mm512_set1_ps(1.0); CHAINS];
-            for _ in 0..iters {
-                for r in acc.iter_mut() {
-                    *r = _mm512_fmadd_ps(*r, a, b);
+        // One chain function per vector width; `black_box` keeps the chains from being
+        // optimised away without a horizontal sum.
+        macro_rules! chains {
+            ($name:ident, $features:literal, $set1:ident, $fmadd:ident) => {
+                #[target_feature(enable = $features)]
+                fn $name(iters: usize) {
+                    let (a, b) = ($set1(0.999_999), $set1(1e-7));
+                    let mut acc = [$set1(1.0); CHAINS];
+                    for _ in 0..iters {
+                        for r in acc.iter_mut() {
+                            *r = $fmadd(*r, a, b);
+                        }
+                    }
+                    std::hint::black_box(acc);
                 }
-            }
-            acc.iter().map(|&r| _mm512_reduce_add_ps(r)).sum()
+            };
         }
-        #[target_feature(enable = "avx2,fma")]
-        fn chains256(iters: usize) -> f32 {
-            let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
-            let mut acc = [_mm256_set1_ps(1.0); CHAINS];
-            for _ in 0..iters {
-                for r in acc.iter_mut() {
-                    *r = _mm256_fmadd_ps(*r, a, b);
-                }
-            }
-            let mut lanes = [0f32; 8];
-            let mut total = 0.0;
-            for r in acc {
-                // SAFETY: `lanes` holds the 8 floats the store writes.
-                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), r) };
-                total += lanes.iter().sum::<f32>();
-            }
-            total
-        }
-        let (run, width): (fn(usize) -> f32, usize) = if is_x86_feature_detected!("avx512f") {
+        chains!(chains512, "avx512f", _mm512_set1_ps, _mm512_fmadd_ps);
+        chains!(chains256, "avx2,fma", _mm256_set1_ps, _mm256_fmadd_ps);
+        let (run, width): (fn(usize), usize) = if is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F (checked just above).
             (|n| unsafe { chains512(n) }, 16)
         } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -277,8 +267,7 @@ fn fma_peak_gflops() -> Option<f64> {
         let best = (0..3)
             .map(|_| {
                 let t = Instant::now();
-                let sums: Vec<f32> = rayon::broadcast(|_| run(iters));
-                std::hint::black_box(sums);
+                rayon::broadcast(|_| run(iters));
                 threads as f64 * flops / t.elapsed().as_secs_f64() / 1e9
             })
             .fold(0.0, f64::max);
