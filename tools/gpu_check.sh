@@ -6,6 +6,16 @@
 #   # on the GPU machine (the `run` tool, carry target/cuda/release/examples/models_check):
 #   tools/gpu_check.sh target/cuda/release/examples/models_check "$OUT"
 #
+# An optional third argument is a second binary to compare, e.g. one built with burn's
+# `fusion` and `autotune` (off in hhi's GPU builds: see docs/benchmarks.md); it may be
+# xz-compressed (`name.xz`), since two binaries exceed the `run` tool's 64 MiB carry:
+#
+#   cargo build --release --features cuda,burn/fusion,burn/autotune --example models_check \
+#     --target-dir target/cuda-fusion
+#   xz -T2 -k target/cuda-fusion/release/examples/models_check
+#   tools/gpu_check.sh target/cuda/release/examples/models_check "$OUT" \
+#     target/cuda-fusion/release/examples/models_check.xz
+#
 # Writes into OUT: the GPU's name, the fixture parity on CUDA (logits, greedy, device
 # token selection, device beam searches), tools/bench_decode.py (beam 32 over 16 ClipCap-
 # length prompts and top-p on 32 prompts against transformers.generate) and
@@ -20,12 +30,27 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu
 grep -m1 "model name" /proc/cpuinfo > "$out/cpu.txt" 2>&1
 python3 -c "import torch, transformers; print(torch.__version__, transformers.__version__)" \
   > "$out/versions.txt" 2>&1
-timeout 120 "$bin" --backend cuda > "$out/parity-cuda.json" 2> "$out/parity-cuda.err"
+second=${3:-}
+if [[ "$second" == *.xz ]]; then
+  xz -dc "$second" > /tmp/models_check_second && chmod +x /tmp/models_check_second
+  second=/tmp/models_check_second
+fi
+# With a second binary every part gets less time, and its parity and decode run before
+# the first binary's model benchmarks (the decode goal matters most).
+if [[ -n "$second" ]]; then t_parity=60 t_decode=150 t_models=120; else t_parity=120 t_decode=240 t_models=200; fi
+timeout $t_parity "$bin" --backend cuda > "$out/parity-cuda.json" 2> "$out/parity-cuda.err"
 echo "parity rc $?"
-timeout 240 python3 tools/bench_decode.py --device cuda --binary "$bin" --prompts 16 \
+timeout $t_decode python3 tools/bench_decode.py --device cuda --binary "$bin" --prompts 16 \
   > "$out/decode.json" 2> "$out/decode.err"
 echo "decode rc $?"
-timeout 200 python3 tools/bench_models.py --device cuda --binary "$bin" --steps 10 \
+if [[ -n "$second" ]]; then
+  timeout $t_parity "$second" --backend cuda > "$out/parity-cuda-second.json" 2> "$out/parity-cuda-second.err"
+  echo "second parity rc $?"
+  timeout $t_decode python3 tools/bench_decode.py --device cuda --binary "$second" --prompts 16 \
+    > "$out/decode-second.json" 2> "$out/decode-second.err"
+  echo "second decode rc $?"
+fi
+timeout $t_models python3 tools/bench_models.py --device cuda --binary "$bin" --steps 10 \
   > "$out/models.json" 2> "$out/models.err"
 echo "models rc $?"
 tail -c 2000 "$out"/*.json
