@@ -9,10 +9,12 @@ faster). Shapes and step counts match those in examples/models_check.rs.
 
     cargo build --release --example models_check            # CPU
     python3 tools/bench_models.py
+    python3 tools/bench_models.py --repeat 5   # on a shared VM: medians of 5 alternated runs
     # on a GPU machine, with a binary built with --features cuda:
     python3 tools/bench_models.py --device cuda --binary ./models_check
 """
 import argparse, json, os, subprocess, sys, time
+from statistics import median
 from pathlib import Path
 
 import torch
@@ -126,11 +128,6 @@ def torch_bench(dev, steps):
     sync(dev)
     out["t5_small_fwd_bwd_tokens_per_s"] = b * (s + tt) / ((time.perf_counter() - t) / steps)
     return out
-
-
-def median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
 
 
 def main():
