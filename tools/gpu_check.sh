@@ -7,13 +7,15 @@
 #   tools/gpu_check.sh target/cuda/release/examples/models_check "$OUT"
 #
 # An optional third argument is a second binary to compare, e.g. one built with burn's
-# `fusion` and `autotune` (off in hhi's GPU builds: see docs/benchmarks.md); it may be
-# xz-compressed (`name.xz`), since two binaries exceed the `run` tool's 64 MiB carry:
+# `fusion` and `autotune` (off in hhi's GPU builds: see docs/benchmarks.md). Either binary
+# may be xz-compressed (`name.xz`): one is ~59 MB, so two fit the `run` tool's 64 MiB
+# carry only compressed (~8 MB each):
 #
 #   cargo build --release --features cuda,burn/fusion,burn/autotune --example models_check \
 #     --target-dir target/cuda-fusion
-#   xz -T2 -k target/cuda-fusion/release/examples/models_check
-#   tools/gpu_check.sh target/cuda/release/examples/models_check "$OUT" \
+#   xz -T2 -k target/cuda/release/examples/models_check \
+#     target/cuda-fusion/release/examples/models_check
+#   tools/gpu_check.sh target/cuda/release/examples/models_check.xz "$OUT" \
 #     target/cuda-fusion/release/examples/models_check.xz
 #
 # Writes into OUT: the GPU's name, the fixture parity on CUDA (logits, greedy, device
@@ -31,10 +33,16 @@ grep -m1 "model name" /proc/cpuinfo > "$out/cpu.txt" 2>&1
 python3 -c "import torch, transformers; print(torch.__version__, transformers.__version__)" \
   > "$out/versions.txt" 2>&1
 second=${3:-}
-if [[ "$second" == *.xz ]]; then
-  xz -dc "$second" > /tmp/models_check_second && chmod +x /tmp/models_check_second
-  second=/tmp/models_check_second
-fi
+# A binary given as `name.xz`, unpacked into /tmp; prints the path to run.
+unpack() {
+  if [[ "$1" == *.xz ]]; then
+    xz -dc "$1" > "/tmp/$2" && chmod +x "/tmp/$2" && echo "/tmp/$2"
+  else
+    echo "$1"
+  fi
+}
+bin=$(unpack "$bin" models_check_first)
+[[ -n "$second" ]] && second=$(unpack "$second" models_check_second)
 # With a second binary every part gets less time, and its parity and decode run before
 # the first binary's model benchmarks (the decode goal matters most).
 if [[ -n "$second" ]]; then t_parity=60 t_decode=150 t_models=120; else t_parity=120 t_decode=240 t_models=200; fi
