@@ -46,18 +46,16 @@ bin=$(unpack "$bin" models_check_first)
 # With a second binary every part gets less time, and its parity and decode run before
 # the first binary's model benchmarks (the decode goal matters most).
 if [[ -n "$second" ]]; then t_parity=60 t_decode=150 t_models=120; else t_parity=120 t_decode=240 t_models=200; fi
-timeout $t_parity "$bin" --backend cuda > "$out/parity-cuda.json" 2> "$out/parity-cuda.err"
-echo "parity rc $?"
-timeout $t_decode python3 tools/bench_decode.py --device cuda --binary "$bin" --prompts 16 \
-  > "$out/decode.json" 2> "$out/decode.err"
-echo "decode rc $?"
-if [[ -n "$second" ]]; then
-  timeout $t_parity "$second" --backend cuda > "$out/parity-cuda-second.json" 2> "$out/parity-cuda-second.err"
-  echo "second parity rc $?"
-  timeout $t_decode python3 tools/bench_decode.py --device cuda --binary "$second" --prompts 16 \
-    > "$out/decode-second.json" 2> "$out/decode-second.err"
-  echo "second decode rc $?"
-fi
+# The fixture parity and the decode benchmark of binary $1, into files named with $2.
+parity_and_decode() {
+  timeout $t_parity "$1" --backend cuda > "$out/parity-cuda$2.json" 2> "$out/parity-cuda$2.err"
+  echo "parity$2 rc $?"
+  timeout $t_decode python3 tools/bench_decode.py --device cuda --binary "$1" --prompts 16 \
+    > "$out/decode$2.json" 2> "$out/decode$2.err"
+  echo "decode$2 rc $?"
+}
+parity_and_decode "$bin" ""
+[[ -n "$second" ]] && parity_and_decode "$second" "-second"
 timeout $t_models python3 tools/bench_models.py --device cuda --binary "$bin" --steps 10 \
   > "$out/models.json" 2> "$out/models.err"
 echo "models rc $?"
